@@ -1,0 +1,1 @@
+"""Code the three services share: handler base, validation, storage, downstream client, start-up."""

@@ -1,0 +1,30 @@
+"""Opening a service's SQLite file through aiosqlite, with the settings both stores rely on.
+
+- Autocommit (`isolation_level=None`): every statement is its own transaction, so concurrent
+  requests sharing the one connection never commit inside each other's transaction.
+- WAL with `synchronous=NORMAL`: a committed write survives a crash of the process (it is in
+  the WAL file, handed to the OS); on power loss the last few commits may roll back, but the
+  database is never corrupted. Readers never block the writer.
+- A busy timeout, so a second process on the same file (a backup, the bench seeder) waits
+  rather than failing with "database is locked".
+"""
+from __future__ import annotations
+
+import aiosqlite
+
+BUSY_TIMEOUT_MS = 5000
+
+
+async def open_database(path: str, schema: str) -> aiosqlite.Connection:
+    """Open (creating if absent) the database at `path` and apply the idempotent `schema`."""
+    db = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await db.executescript(schema)
+    except BaseException:
+        await db.close()
+        raise
+    return db

@@ -1,0 +1,91 @@
+"""Command-line options and the life of a server process: listen, serve, shut down gracefully.
+
+Options live in a fresh `OptionParser` per process, never in tornado's global one, so the
+three service modules can be imported into one test process without their options clashing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.options import OptionParser
+from tornado.web import Application
+
+from common.logs import configure_logging
+from common.web import DEFAULT_MAX_BODY_SIZE
+
+log = logging.getLogger(__name__)
+
+
+def service_options(port: int, address: str) -> OptionParser:
+    """The options every service takes; each service defines its own on top."""
+    options = OptionParser()
+    options.define("port", default=port, type=int, help="port to listen on")
+    options.define("address", default=address, help="address to bind ('' for all interfaces)")
+    options.define("debug", default=False, type=bool, help="autoreload on code changes")
+    options.define("max_body_size", default=DEFAULT_MAX_BODY_SIZE, type=int,
+                   help="largest request body accepted, in bytes (413 above)")
+    options.define("shutdown_grace", default=10.0, type=float,
+                   help="seconds requests in flight get to finish on SIGTERM/SIGINT")
+    options.define("idle_connection_timeout", default=60.0, type=float,
+                   help="seconds an idle keep-alive connection is kept open")
+    options.define("body_timeout", default=30.0, type=float,
+                   help="seconds a client gets to send a request body")
+    options.define("log_format", default="text", help="'text' for people, 'json' for machines")
+    options.define("internal_token", default=os.environ.get("INTERNAL_TOKEN", ""),
+                   help="shared secret between the services (default: $INTERNAL_TOKEN)")
+    return options
+
+
+def parse(options: OptionParser, argv: Sequence[str] | None, service: str) -> OptionParser:
+    """Parse the command line (fail fast on a bad value) and set up logging."""
+    options.parse_command_line(list(argv) if argv is not None else None, final=True)
+    configure_logging(service, options.log_format)
+    return options
+
+
+def app_settings(options: OptionParser) -> dict[str, Any]:
+    """The options that shape an Application, as `json_application` keywords."""
+    return {"debug": options.debug, "max_body_size": options.max_body_size,
+            "internal_token": options.internal_token}
+
+
+async def serve(app: Application, options: OptionParser) -> None:
+    """Serve `app` until SIGTERM or SIGINT, then stop accepting and drain in-flight requests."""
+    server = HTTPServer(
+        app,
+        max_body_size=max(options.max_body_size * 4, 16 * 1024 * 1024),  # our 413 answers first
+        idle_connection_timeout=options.idle_connection_timeout,
+        body_timeout=options.body_timeout,
+    )
+    server.listen(options.port, options.address)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    log.info("listening on %s:%d", options.address or "*", options.port)
+    try:
+        await stopping.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("shutting down: no new connections, %d request(s) in flight",
+             app.settings["inflight"].count)
+    server.stop()
+    await drain(app, options.shutdown_grace)
+    await server.close_all_connections()
+    log.info("stopped")
+
+
+async def drain(app: Application, grace: float) -> None:
+    """Wait until no request is in flight, or `grace` seconds have passed."""
+    deadline = asyncio.get_running_loop().time() + grace
+    while app.settings["inflight"].count and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    if app.settings["inflight"].count:
+        log.warning("grace period over: %d request(s) cut off", app.settings["inflight"].count)

@@ -1,0 +1,157 @@
+"""Field rules of the contract, shared by form-encoded, query-string and JSON input.
+
+Text sources (forms, query strings) carry integers as strings of ASCII digits; JSON carries
+them as JSON integers, never as strings or booleans. Every rule reports a message that names
+its field, and `parse_fields` collects all of them before failing, so a client learns every
+problem in one round trip.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import ApiError
+
+MAX_INT64 = 2**63 - 1
+MAX_PAGE_SIZE = 100
+MAX_BATCH_IDS = 100
+MAX_NAME_LENGTH = 200
+LISTING_TYPES = ("rent", "sale")
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+class FieldError(ValueError):
+    """A single field's value broke its rule; the message does not repeat the field name."""
+
+
+Rule = Callable[[Any], Any]
+
+
+def integer(minimum: int, maximum: int = MAX_INT64) -> Rule:
+    """An integer in [minimum, maximum]: a JSON int, or a string of digits from a form."""
+    span = f"an integer from {minimum} to {maximum}"
+
+    def rule(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise FieldError(f"must be {span}")
+        if isinstance(value, str):
+            if not _DIGITS.fullmatch(value):
+                raise FieldError(f"must be {span}")
+            value = int(value)
+        if not minimum <= value <= maximum:
+            raise FieldError(f"must be {span}")
+        return value
+
+    return rule
+
+
+def json_integer(minimum: int, maximum: int = MAX_INT64) -> Rule:
+    """Like `integer`, but strings are refused: JSON bodies carry integers as integers."""
+    text_or_int = integer(minimum, maximum)
+
+    def rule(value: Any) -> int:
+        if isinstance(value, str):
+            raise FieldError(f"must be a JSON integer from {minimum} to {maximum}, not a string")
+        return text_or_int(value)
+
+    return rule
+
+
+def listing_type(value: Any) -> str:
+    if value not in LISTING_TYPES:
+        raise FieldError("must be 'rent' or 'sale'")
+    return value
+
+
+def name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldError("must be a string")
+    trimmed = value.strip()
+    if not 1 <= len(trimmed) <= MAX_NAME_LENGTH:
+        raise FieldError(f"must be 1 to {MAX_NAME_LENGTH} characters after trimming")
+    try:
+        trimmed.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError("must be valid Unicode (no lone surrogates)") from None
+    return trimmed
+
+
+def id_list(value: Any) -> list[int]:
+    """Comma-separated positive ids, at most MAX_BATCH_IDS, duplicates dropped, order kept."""
+    if not isinstance(value, str) or not value:
+        raise FieldError("must be a comma-separated list of positive integers")
+    parse = integer(1)
+    ids = list(dict.fromkeys(parse(part) for part in value.split(",")))
+    if len(ids) > MAX_BATCH_IDS:
+        raise FieldError(f"must list at most {MAX_BATCH_IDS} ids")
+    return ids
+
+
+def parse_id(raw: str) -> int:
+    """An id taken from a URL path: 400 naming `id` unless it is a positive 64-bit integer."""
+    return parse_fields({"id": raw}, {"id": integer(1)})["id"]
+
+
+def parse_fields(
+    raw: Mapping[str, Any],
+    required: Mapping[str, Rule],
+    optional: Mapping[str, Rule] | None = None,
+    *,
+    reject_unknown: bool = True,
+) -> dict[str, Any]:
+    """Apply each field's rule and return the parsed values; 400 listing every problem."""
+    optional = optional or {}
+    errors: list[str] = []
+    parsed: dict[str, Any] = {}
+    for field, rule in {**required, **optional}.items():
+        if field not in raw:
+            if field in required:
+                errors.append(f"{field}: is required")
+            continue
+        try:
+            parsed[field] = rule(raw[field])
+        except FieldError as error:
+            errors.append(f"{field}: {error}")
+    if reject_unknown:
+        errors.extend(f"{field}: is not a known field" for field in raw
+                      if field not in required and field not in optional)
+    if errors:
+        raise ApiError(400, errors)
+    return parsed
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, as `page_num` and `page_size` ask for it."""
+
+    num: int = 1
+    size: int = 10
+
+    @property
+    def offset(self) -> int:
+        # A huge page_num is valid but must not overflow SQLite's 64-bit OFFSET.
+        return min((self.num - 1) * self.size, MAX_INT64)
+
+    def as_query(self) -> dict[str, int]:
+        return {"page_num": self.num, "page_size": self.size}
+
+
+PAGE_RULES: dict[str, Rule] = {
+    "page_num": integer(1),
+    "page_size": integer(1, MAX_PAGE_SIZE),
+}
+
+
+def parse_page_query(
+    query: Mapping[str, str], filters: Mapping[str, Rule] | None = None
+) -> tuple[Page, dict[str, Any]]:
+    """The one pagination parser: `page_num`, `page_size` and the list's optional filters.
+
+    Unknown query parameters are ignored (curl users add cache busters); known ones are strict.
+    """
+    fields = parse_fields(query, {}, {**PAGE_RULES, **(filters or {})}, reject_unknown=False)
+    page = Page(fields.pop("page_num", Page.num), fields.pop("page_size", Page.size))
+    return page, fields

@@ -1,0 +1,236 @@
+"""The JSON request handler all three services build on, and the application factory.
+
+Everything a client can get wrong is caught here once: unknown routes and methods, bodies
+over the size limit, wrong Content-Types, undecodable forms and JSON, repeated parameters.
+`JsonHandler.write_error` is the one place any failure becomes a response, always JSON.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
+
+from common.errors import ApiError
+from common.logs import log_request, request_id_var
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+# A client's request id is echoed into our logs and headers, so only a tame one is trusted.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def dumps(body: Any) -> bytes:
+    """The JSON encoding of every response body."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+class InFlight:
+    """Counts requests being handled, so a shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+@stream_request_body
+class JsonHandler(RequestHandler):
+    """Base for every handler: JSON in, JSON out, one error path.
+
+    Bodies are streamed so that an oversized one is refused (413) from its headers, or
+    dropped chunk by chunk, instead of being read into memory whole.
+    """
+
+    requires_token = True  # health checks set False: they stay open without the token
+
+    _body = b""
+    _body_too_large = False
+    _counted = False
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+
+    def prepare(self) -> None:
+        self.settings["inflight"].count += 1
+        self._counted = True
+        self._body = bytearray()
+        incoming = self.request.headers.get("X-Request-ID", "")
+        self.request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id_var.set(self.request_id)
+        self.set_header("X-Request-ID", self.request_id)
+        self._check_token()
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.settings["max_body_size"]:
+            raise self._too_large()
+
+    def _check_token(self) -> None:
+        expected = self.settings.get("internal_token")
+        if not expected or not self.requires_token:
+            return
+        given = self.request.headers.get("X-Internal-Token", "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise ApiError(401, ["X-Internal-Token: missing or wrong"])
+
+    def _too_large(self) -> ApiError:
+        limit = self.settings["max_body_size"]
+        return ApiError(413, [f"body: larger than the limit of {limit} bytes"])
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._body_too_large:
+            return
+        if len(self._body) + len(chunk) > self.settings["max_body_size"]:
+            self._body_too_large = True
+            self._body = b""
+            return
+        self._body += chunk
+
+    def on_finish(self) -> None:
+        if self._counted:
+            self.settings["inflight"].count -= 1
+
+    # --- reading input -------------------------------------------------------------------
+
+    def _body_of(self, media_type: str) -> bytes:
+        if self._body_too_large:
+            raise self._too_large()
+        given = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if given != media_type:
+            shown = given or "missing"
+            raise ApiError(415, [f"Content-Type: must be {media_type}, not {shown}"])
+        return bytes(self._body)
+
+    def query_fields(self) -> dict[str, str]:
+        """The query string, one value per parameter."""
+        return _single_values(self.request.query, "query string")
+
+    def form_fields(self) -> dict[str, str]:
+        """A form-encoded body, one value per field."""
+        try:
+            text = self._body_of(FORM).decode("ascii")
+        except UnicodeDecodeError:
+            raise ApiError(400, ["body: a form body must be ASCII (percent-encode the rest)"])
+        return _single_values(text, "body")
+
+    def json_object(self) -> dict[str, Any]:
+        """A JSON body that must be an object."""
+        body = self._body_of(JSON)
+        try:
+            value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        except UnicodeDecodeError:
+            raise ApiError(400, ["body: is not valid UTF-8"])
+        except (ValueError, RecursionError):
+            raise ApiError(400, ["body: is not valid JSON"])
+        if not isinstance(value, dict):
+            raise ApiError(400, ["body: must be a JSON object"])
+        return value
+
+    # --- writing output ------------------------------------------------------------------
+
+    def render(self, body: Mapping[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ApiError):
+            errors = error.errors
+        elif status_code == 405:
+            allowed = self._allowed_methods()
+            self.set_header("Allow", ", ".join(allowed))
+            errors = [f"method: {self.request.method} is not allowed here; use {' or '.join(allowed)}"]
+        elif isinstance(error, HTTPError) and status_code < 500:
+            errors = [f"request: {self._reason}"]
+        else:
+            errors = ["internal error: the service failed; it has been logged"]
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps({"result": False, "errors": errors}))
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        # The access line already records every 4xx/5xx answer; only real bugs need more.
+        if not isinstance(value, HTTPError):
+            log.error("uncaught exception in %s %s", self.request.method, self.request.path,
+                      exc_info=(typ, value, tb))
+
+    def _allowed_methods(self) -> list[str]:
+        return [m for m in self.SUPPORTED_METHODS
+                if getattr(type(self), m.lower()) is not getattr(RequestHandler, m.lower())]
+
+
+class NotFoundHandler(JsonHandler):
+    """Every unknown route answers a JSON 404."""
+
+    requires_token = False
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise ApiError(404, [f"path: no route for {self.request.path}"])
+
+
+class PingHandler(JsonHandler):
+    """Liveness: the process answers. Open even when an internal token is set."""
+
+    requires_token = False
+
+    def get(self) -> None:
+        self.render({"result": True})
+
+
+class ReadyHandler(JsonHandler):
+    """Readiness: `check` (the database, the downstream services) succeeds, else 503."""
+
+    requires_token = False
+
+    def initialize(self, check: Callable[[], Awaitable[object]]) -> None:
+        self.check = check
+
+    async def get(self) -> None:
+        try:
+            await self.check()
+        except Exception as error:
+            log.warning("not ready: %s", error)
+            raise ApiError(503, [f"ready: {error}"]) from error
+        self.render({"result": True})
+
+
+def _single_values(text: str, where: str) -> dict[str, str]:
+    try:
+        values = parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=100)
+    except UnicodeDecodeError:
+        raise ApiError(400, [f"{where}: is not valid UTF-8 once percent-decoded"])
+    except ValueError:
+        raise ApiError(400, [f"{where}: has too many fields"])
+    repeated = [f"{key}: is given more than once" for key, vals in values.items() if len(vals) > 1]
+    if repeated:
+        raise ApiError(400, repeated)
+    return {key: vals[0] for key, vals in values.items()}
+
+
+def json_application(
+    routes: list[Any],
+    *,
+    debug: bool = False,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    internal_token: str = "",
+) -> Application:
+    """An Application that answers JSON to everything; pure, so tests can build it freely."""
+    return Application(
+        routes,
+        default_handler_class=NotFoundHandler,
+        autoreload=debug,
+        log_function=log_request,
+        max_body_size=max_body_size,
+        internal_token=internal_token,
+        inflight=InFlight(),
+    )

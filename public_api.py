@@ -1,0 +1,183 @@
+"""Public API: the only face of the system that clients see. It owns no data.
+
+    python public_api.py --port=8000
+
+It calls the listing and user services over HTTP, concurrently where it can, and stitches
+each listing's user into it: one page of listings costs one call to each service.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient
+from tornado.web import Application
+
+from common import validation as v
+from common.downstream import ServiceClient, configure_http_client
+from common.errors import ApiError
+from common.server import app_settings, parse, serve, service_options
+from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
+
+
+class Portal:
+    """What the public API does with the two services: fetch, check, stitch."""
+
+    def __init__(self, listings: ServiceClient, users: ServiceClient) -> None:
+        self.listings = listings
+        self.users = users
+
+    async def listings_page(self, page: v.Page, user_id: int | None = None) -> list[dict]:
+        """A page of listings, newest first, each with its user (or None) under "user"."""
+        query: dict[str, Any] = page.as_query()
+        if user_id is None:
+            listings = await self.listings.get("/listings", query, key="listings")
+            users = await self.users_by_id(_owner_ids(listings))
+        else:
+            query["user_id"] = user_id
+            listings, user = await _together(
+                self.listings.get("/listings", query, key="listings"), self.user_or_none(user_id))
+            users = {user_id: user} if user else {}
+        return [_public_listing(listing, users) for listing in listings]
+
+    async def users_by_id(self, ids: list[int]) -> dict[int, dict]:
+        """The users among `ids` that exist, fetched in one request."""
+        if not ids:
+            return {}
+        found = await self.users.get("/users", {"ids": ",".join(map(str, ids))}, key="users")
+        return {user["id"]: user for user in _shape(found, list, "users")}
+
+    async def user_or_none(self, user_id: int) -> dict | None:
+        try:
+            return await self.users.get(f"/users/{user_id}", key="user")
+        except ApiError as error:
+            if error.status_code == 404:
+                return None
+            raise
+
+    async def create_user(self, name: str) -> dict:
+        return await self.users.post_form("/users", {"name": name}, key="user")
+
+    async def create_listing(self, user_id: int, listing_type: str, price: int) -> dict:
+        """Create a listing for an existing user; 400 naming user_id if there is none."""
+        if await self.user_or_none(user_id) is None:
+            raise ApiError(400, [f"user_id: user {user_id} does not exist"])
+        fields = {"user_id": user_id, "listing_type": listing_type, "price": price}
+        return await self.listings.post_form("/listings", fields, key="listing")
+
+    async def check(self) -> None:
+        """Raise unless both services are ready."""
+        await _together(self.listings.get("/ready", key="result"),
+                        self.users.get("/ready", key="result"))
+
+
+async def _together(*calls: Awaitable[Any]) -> list[Any]:
+    """Run `calls` concurrently; raise the first failure only once all have settled."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+def _shape(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise ApiError(502, [f"a downstream service answered a malformed '{what}'"])
+    return value
+
+
+def _owner_ids(listings: Any) -> list[int]:
+    _shape(listings, list, "listings")
+    owners = (_shape(listing, dict, "listings").get("user_id") for listing in listings)
+    return list(dict.fromkeys(uid for uid in owners if isinstance(uid, int)))
+
+
+def _public_listing(listing: dict, users: dict[int, dict]) -> dict:
+    """The challenge's public shape: the user object in place of user_id."""
+    try:
+        return {
+            "id": listing["id"],
+            "listing_type": listing["listing_type"],
+            "price": listing["price"],
+            "created_at": listing["created_at"],
+            "updated_at": listing["updated_at"],
+            "user": users.get(listing["user_id"]),
+        }
+    except (KeyError, TypeError):
+        raise ApiError(502, ["listing service answered a malformed listing"]) from None
+
+
+LIST_FILTERS = {"user_id": v.integer(1)}
+CREATE_USER_RULES = {"name": v.name}
+CREATE_LISTING_RULES = {
+    "user_id": v.json_integer(1),
+    "listing_type": v.listing_type,
+    "price": v.json_integer(1),
+}
+
+
+class ListingsHandler(JsonHandler):
+    def initialize(self, portal: Portal) -> None:
+        self.portal = portal
+
+    async def get(self) -> None:
+        page, filters = v.parse_page_query(self.query_fields(), LIST_FILTERS)
+        self.render({"result": True, "listings": await self.portal.listings_page(page, **filters)})
+
+    async def post(self) -> None:
+        fields = v.parse_fields(self.json_object(), CREATE_LISTING_RULES)
+        self.render({"listing": await self.portal.create_listing(**fields)}, status=201)
+
+
+class UsersHandler(JsonHandler):
+    def initialize(self, portal: Portal) -> None:
+        self.portal = portal
+
+    async def post(self) -> None:
+        fields = v.parse_fields(self.json_object(), CREATE_USER_RULES)
+        self.render({"user": await self.portal.create_user(**fields)}, status=201)
+
+
+def make_app(portal: Portal, **settings: Any) -> Application:
+    """The routing table; `settings` are those of `json_application` (debug, limits)."""
+    deps = {"portal": portal}
+    return json_application([
+        (r"/public-api/listings", ListingsHandler, deps),
+        (r"/public-api/users", UsersHandler, deps),
+        (r"/ping", PingHandler),
+        (r"/ready", ReadyHandler, {"check": portal.check}),
+    ], **settings)
+
+
+def make_portal(options: Any) -> Portal:
+    def client(name: str, url: str) -> ServiceClient:
+        return ServiceClient(name, url, options.downstream_connect_timeout,
+                             options.downstream_timeout, options.internal_token)
+    return Portal(client("listing", options.listing_service_url),
+                  client("user", options.user_service_url))
+
+
+async def main(argv: Sequence[str] | None = None) -> None:
+    options = service_options(port=8000, address="")
+    options.define("listing_service_url",
+                   default=os.environ.get("LISTING_SERVICE_URL", "http://127.0.0.1:6000"))
+    options.define("user_service_url",
+                   default=os.environ.get("USER_SERVICE_URL", "http://127.0.0.1:7000"))
+    options.define("downstream_connect_timeout", default=1.0, type=float,
+                   help="seconds to connect to a service before answering 504")
+    options.define("downstream_timeout", default=5.0, type=float,
+                   help="seconds a whole call to a service may take before answering 504")
+    parse(options, argv, "public")
+    configure_http_client()
+    settings = app_settings(options)
+    settings["internal_token"] = ""  # the token is what we send downstream, not what we ask for
+    try:
+        await serve(make_app(make_portal(options), **settings), options)
+    finally:
+        AsyncHTTPClient().close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,169 @@
+"""The services as real OS processes, for end-to-end and fault tests.
+
+`start_service` runs one service script the way the Procfile does; `start_trio` runs all
+three through honcho and the Procfile itself, exactly as `make run` does, on free ports with
+databases in a temp folder. Blocking waits are fine here: tests, not services, call them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(method: str, url: str, body: Any = None, *, form: bool = False,
+         headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, Any]:
+    """A blocking request answering (status, parsed JSON body or None)."""
+    data = None
+    headers = dict(headers or {})
+    if body is not None:
+        if form:
+            from urllib.parse import urlencode
+            data = urlencode(body).encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        else:
+            data = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    return status, json.loads(raw) if raw else None
+
+
+def wait_until_up(url: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if http("GET", url + "/ping", timeout=1)[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not come up within {timeout}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class Process:
+    """A running service (or honcho); its output goes to `log_path`."""
+
+    popen: subprocess.Popen
+    log_path: Path
+    _log: IO[bytes]
+
+    def send(self, sig: int) -> None:
+        self.popen.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Send `sig` and wait for the exit code (killing it if it overstays `timeout`)."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+                raise
+        self._log.close()
+        return self.popen.returncode
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> Process:
+    log = open(log_path, "ab")
+    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1", **(env or {})}
+    popen = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                             env=full_env, start_new_session=True)
+    return Process(popen, log_path, log)
+
+
+@dataclass
+class Service:
+    """One service process on its own port, restartable with the same arguments."""
+
+    script: str
+    port: int
+    args: list[str]
+    log_path: Path
+    env: dict[str, str] | None = None
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Service:
+        argv = [sys.executable, str(ROOT / self.script), f"--port={self.port}", *self.args]
+        self.process = _spawn(argv, self.log_path, self.env)
+        wait_until_up(self.url)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        assert self.process is not None
+        return self.process.stop(sig, timeout)
+
+
+def start_service(script: str, tmp: Path, *args: str, env: dict[str, str] | None = None,
+                  port: int | None = None) -> Service:
+    """Start `script` (e.g. "user_service.py") on a free port; its log lands in `tmp`."""
+    port = port or free_port()
+    log_path = tmp / f"{Path(script).stem}-{port}.log"
+    return Service(script, port, list(args), log_path, env).start()
+
+
+@dataclass
+class Trio:
+    """The three services started by honcho from the Procfile."""
+
+    honcho: Process
+    listing_url: str
+    user_url: str
+    public_url: str
+
+    def stop(self, timeout: float = 20) -> int:
+        return self.honcho.stop(signal.SIGTERM, timeout)
+
+
+def start_trio(tmp: Path) -> Trio:
+    """`make run`'s own command line, on free ports, with databases under `tmp`."""
+    ports = {name: free_port() for name in ("LISTING_PORT", "USER_PORT", "PUBLIC_PORT")}
+    env = {**{k: str(v) for k, v in ports.items()},
+           "LISTING_DB": str(tmp / "listings.db"), "USER_DB": str(tmp / "users.db")}
+    for inherited in ("LISTING_SERVICE_URL", "USER_SERVICE_URL"):
+        env[inherited] = ""  # the Procfile's own defaults must decide, not the caller's shell
+    honcho = _spawn([str(BIN / "honcho"), "start", "-f", str(ROOT / "Procfile")],
+                    tmp / "honcho.log", env)
+    trio = Trio(honcho, *(f"http://127.0.0.1:{ports[k]}"
+                          for k in ("LISTING_PORT", "USER_PORT", "PUBLIC_PORT")))
+    try:
+        for url in (trio.listing_url, trio.user_url, trio.public_url):
+            wait_until_up(url)
+    except TimeoutError:
+        trio.stop()
+        raise
+    return trio

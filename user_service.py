@@ -1,0 +1,143 @@
+"""User service: the people who list homes, in its own SQLite file.
+
+    python user_service.py --port=7000 --db_path=users.db
+
+Internal: it listens on loopback by default and speaks form-encoded bodies, JSON answers.
+`GET /users?ids=3,1,7` serves the public API one page's users in one request.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+from tornado.web import Application
+
+from common import validation as v
+from common.db import open_database
+from common.errors import NotFound
+from common.server import app_settings, parse, serve, service_options
+from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS users_newest ON users (created_at DESC, id DESC);
+"""
+COLUMNS = "id, name, created_at, updated_at"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class UserStore:
+    """All SQL of the user service. Rows come back as dicts in the contract's key order."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: str) -> UserStore:
+        return cls(await open_database(path, SCHEMA))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def create(self, name: str) -> dict[str, Any]:
+        stamp = now_us()
+        cursor = await self.db.execute(
+            f"INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)"
+            f" RETURNING {COLUMNS}",
+            (name, stamp, stamp),
+        )
+        row = await cursor.fetchone()
+        await cursor.close()
+        return dict(row)
+
+    async def get(self, user_id: int) -> dict[str, Any]:
+        rows = await self.db.execute_fetchall(
+            f"SELECT {COLUMNS} FROM users WHERE id = ?", (user_id,))
+        if not rows:
+            raise NotFound("user", user_id)
+        return dict(rows[0])
+
+    async def many(self, ids: list[int]) -> list[dict[str, Any]]:
+        """The users among `ids` that exist, in the order of `ids`."""
+        marks = ",".join("?" * len(ids))
+        rows = await self.db.execute_fetchall(
+            f"SELECT {COLUMNS} FROM users WHERE id IN ({marks})", ids)
+        by_id = {row["id"]: dict(row) for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def page(self, page: v.Page) -> list[dict[str, Any]]:
+        rows = await self.db.execute_fetchall(
+            f"SELECT {COLUMNS} FROM users ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            (page.size, page.offset),
+        )
+        return [dict(row) for row in rows]
+
+    async def check(self) -> None:
+        """Raise unless the table can be read."""
+        await self.db.execute_fetchall("SELECT id FROM users LIMIT 1")
+
+
+CREATE_RULES = {"name": v.name}
+LIST_FILTERS = {"ids": v.id_list}
+
+
+class UsersHandler(JsonHandler):
+    def initialize(self, store: UserStore) -> None:
+        self.store = store
+
+    async def get(self) -> None:
+        page, filters = v.parse_page_query(self.query_fields(), LIST_FILTERS)
+        if "ids" in filters:
+            users = await self.store.many(filters["ids"])
+        else:
+            users = await self.store.page(page)
+        self.render({"result": True, "users": users})
+
+    async def post(self) -> None:
+        fields = v.parse_fields(self.form_fields(), CREATE_RULES)
+        self.render({"result": True, "user": await self.store.create(**fields)}, status=201)
+
+
+class UserHandler(JsonHandler):
+    def initialize(self, store: UserStore) -> None:
+        self.store = store
+
+    async def get(self, raw_id: str) -> None:
+        self.render({"result": True, "user": await self.store.get(v.parse_id(raw_id))})
+
+
+def make_app(store: UserStore, **settings: Any) -> Application:
+    """The routing table; `settings` are those of `json_application` (debug, limits, token)."""
+    deps = {"store": store}
+    return json_application([
+        (r"/users", UsersHandler, deps),
+        (r"/users/([^/]+)", UserHandler, deps),
+        (r"/ping", PingHandler),
+        (r"/ready", ReadyHandler, {"check": store.check}),
+    ], **settings)
+
+
+async def main(argv: Sequence[str] | None = None) -> None:
+    options = service_options(port=7000, address="127.0.0.1")
+    options.define("db_path", default="users.db", help="path of the SQLite file")
+    parse(options, argv, "user")
+    store = await UserStore.open(options.db_path)
+    try:
+        await serve(make_app(store, **app_settings(options)), options)
+    finally:
+        await store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
