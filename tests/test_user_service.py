@@ -1,0 +1,283 @@
+"""The user service over real HTTP: create, get one, list, the `ids` batch, every bad input."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from urllib.parse import quote, urlencode
+
+import pytest
+
+import user_service
+from checks import USER_KEYS, assert_error, assert_user
+from conftest import Served, call, serve_app, stop_app
+
+MAX = 2**63 - 1
+
+
+async def create(svc: Served, name: str = "Suresh Subramaniam") -> dict:
+    reply = await call("POST", svc.url + "/users", form={"name": name})
+    assert reply.status == 201, reply.body
+    return reply.body["user"]
+
+
+async def users(svc: Served, query: str = "") -> list[dict]:
+    reply = await call("GET", svc.url + "/users" + (f"?{query}" if query else ""))
+    assert reply.status == 200, reply.body
+    assert list(reply.body) == ["result", "users"] and reply.body["result"] is True
+    for user in reply.body["users"]:
+        assert_user(user)
+    return reply.body["users"]
+
+
+async def insert(store: user_service.UserStore, name: str, created_at: int) -> int:
+    """A row with a chosen timestamp, straight into the service's own database."""
+    cursor = await store.db.execute(
+        "INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)",
+        (name, created_at, created_at))
+    await cursor.close()
+    return cursor.lastrowid
+
+
+def ids_of(rows: list[dict]) -> list[int]:
+    return [row["id"] for row in rows]
+
+
+# --- create -------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_create_answers_201_with_the_user(user_svc):
+    before = time.time_ns() // 1000
+    reply = await call("POST", user_svc.url + "/users", form={"name": "Suresh Subramaniam"})
+    after = time.time_ns() // 1000
+    assert reply.status == 201
+    assert list(reply.body) == ["result", "user"] and reply.body["result"] is True
+    user = reply.body["user"]
+    assert list(user) == USER_KEYS
+    assert_user(user)
+    assert user["name"] == "Suresh Subramaniam"
+    assert user["created_at"] == user["updated_at"]
+    assert before <= user["created_at"] <= after  # microseconds since the epoch
+
+
+@pytest.mark.gen_test
+async def test_create_trims_the_name(user_svc):
+    assert (await create(user_svc, " \t Ann Lee \n"))["name"] == "Ann Lee"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("name", ["Zoë Ó Briain", "山田 太郎", "Łukasz 🏠", "a" * 200, "é" * 200])
+async def test_create_keeps_any_unicode_name_up_to_200_characters(user_svc, name):
+    user = await create(user_svc, name)
+    assert user["name"] == name
+    fetched = await call("GET", f"{user_svc.url}/users/{user['id']}")
+    assert fetched.body["user"]["name"] == name
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("name", ["", "   ", "a" * 201, "é" * 201])
+async def test_create_rejects_an_empty_or_too_long_name(user_svc, name):
+    reply = await call("POST", user_svc.url + "/users", form={"name": name})
+    assert_error(reply, 400, "name:")
+    assert await users(user_svc) == []
+
+
+@pytest.mark.gen_test
+async def test_create_requires_a_name(user_svc):
+    reply = await call("POST", user_svc.url + "/users", form={})
+    assert reply.body["errors"] == ["name: is required"]
+    assert_error(reply, 400, "name:")
+
+
+@pytest.mark.gen_test
+async def test_create_rejects_an_unknown_field(user_svc):
+    reply = await call("POST", user_svc.url + "/users", form={"name": "Ann", "age": "3"})
+    assert_error(reply, 400, "age:")
+    assert await users(user_svc) == []
+
+
+@pytest.mark.gen_test
+async def test_create_rejects_a_repeated_name(user_svc):
+    reply = await call("POST", user_svc.url + "/users", body="name=Ann&name=Bob",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert_error(reply, 400, "name:")
+
+
+@pytest.mark.gen_test
+async def test_create_rejects_a_name_that_is_not_utf8(user_svc):
+    reply = await call("POST", user_svc.url + "/users", body="name=%FF%FE",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert_error(reply, 400, "body:")
+
+
+@pytest.mark.gen_test
+async def test_create_rejects_a_json_body(user_svc):
+    reply = await call("POST", user_svc.url + "/users", json_body={"name": "Ann"})
+    assert_error(reply, 415, "Content-Type:")
+
+
+# --- get one ------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_get_one_user(user_svc):
+    created = await create(user_svc, "Ann")
+    await create(user_svc, "Bob")
+    reply = await call("GET", f"{user_svc.url}/users/{created['id']}")
+    assert reply.status == 200
+    assert list(reply.body) == ["result", "user"] and reply.body["result"] is True
+    assert reply.body["user"] == created
+
+
+@pytest.mark.gen_test
+async def test_get_an_unknown_user_is_a_404(user_svc):
+    await create(user_svc)
+    errors = assert_error(await call("GET", f"{user_svc.url}/users/999"), 404, "user 999")
+    assert errors == ["user 999 does not exist"]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", quote(" 1"), str(MAX + 1)])
+async def test_get_with_a_bad_id_is_a_400(user_svc, raw):
+    assert_error(await call("GET", f"{user_svc.url}/users/{raw}"), 400, "id:")
+
+
+@pytest.mark.gen_test
+async def test_paths_below_a_user_are_unknown_routes(user_svc):
+    assert_error(await call("GET", f"{user_svc.url}/users/1/listings"), 404, "path:")
+
+
+# --- list ---------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_list_of_an_empty_store(user_svc):
+    reply = await call("GET", user_svc.url + "/users")
+    assert (reply.status, reply.body) == (200, {"result": True, "users": []})
+
+
+@pytest.mark.gen_test
+async def test_list_defaults_to_the_newest_10(user_svc, user_store):
+    ids = [await insert(user_store, f"u{i}", 1_000 + i) for i in range(12)]
+    assert ids_of(await users(user_svc)) == ids[::-1][:10]
+
+
+@pytest.mark.gen_test
+async def test_list_orders_by_created_at_then_id_descending(user_svc, user_store):
+    old = await insert(user_store, "old", 1_000)
+    tied = [await insert(user_store, "tied", 5_000) for _ in range(3)]
+    new = await insert(user_store, "new", 9_000)
+    assert ids_of(await users(user_svc)) == [new, *tied[::-1], old]
+
+
+@pytest.mark.gen_test
+async def test_page_2_continues_page_1_without_overlap(user_svc, user_store):
+    ids = [await insert(user_store, "u", 1_000 * (i // 3)) for i in range(7)]
+    pages = [ids_of(await users(user_svc, f"page_num={n}&page_size=3")) for n in (1, 2, 3, 4)]
+    assert [len(page) for page in pages] == [3, 3, 1, 0]
+    assert pages[0] + pages[1] + pages[2] == sorted(ids, reverse=True)
+
+
+@pytest.mark.gen_test
+async def test_page_size_100_is_allowed(user_svc, user_store):
+    for i in range(101):
+        await insert(user_store, "u", i)
+    assert len(await users(user_svc, "page_size=100")) == 100
+    assert len(await users(user_svc, "page_size=100&page_num=2")) == 1
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("query, field", [
+    ("page_num=0", "page_num"), ("page_num=x", "page_num"), ("page_size=0", "page_size"),
+    ("page_size=101", "page_size"), ("page_size=-5", "page_size"), ("page_size=", "page_size"),
+])
+async def test_list_rejects_a_bad_page(user_svc, query, field):
+    assert_error(await call("GET", f"{user_svc.url}/users?{query}"), 400, f"{field}:")
+
+
+@pytest.mark.gen_test
+async def test_list_rejects_a_repeated_query_parameter(user_svc):
+    reply = await call("GET", user_svc.url + "/users?page_size=1&page_size=2")
+    assert_error(reply, 400, "page_size:")
+
+
+# --- the ids batch ------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_ids_batch_answers_in_the_order_asked(user_svc):
+    a, b, c = [await create(user_svc, name) for name in ("Ann", "Bob", "Cy")]
+    found = await users(user_svc, f"ids={c['id']},{a['id']},{b['id']}")
+    assert found == [c, a, b]
+
+
+@pytest.mark.gen_test
+async def test_ids_batch_omits_missing_ids_and_repeats(user_svc):
+    a, b = await create(user_svc, "Ann"), await create(user_svc, "Bob")
+    found = await users(user_svc, f"ids=999,{b['id']},{a['id']},{b['id']},12345")
+    assert found == [b, a]
+    assert await users(user_svc, "ids=999") == []
+
+
+@pytest.mark.gen_test
+async def test_ids_batch_is_not_paged(user_svc, user_store):
+    ids = [await insert(user_store, "u", i) for i in range(15)]
+    query = urlencode({"ids": ",".join(map(str, ids)), "page_size": "2", "page_num": "3"})
+    assert ids_of(await users(user_svc, query)) == ids
+
+
+@pytest.mark.gen_test
+async def test_ids_batch_takes_100_ids(user_svc, user_store):
+    ids = [await insert(user_store, "u", i) for i in range(100)]
+    assert ids_of(await users(user_svc, "ids=" + ",".join(map(str, ids)))) == ids
+
+
+@pytest.mark.gen_test
+async def test_ids_batch_refuses_more_than_100_ids(user_svc):
+    reply = await call("GET", user_svc.url + "/users?ids=" + ",".join(map(str, range(1, 102))))
+    assert_error(reply, 400, "ids:")
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("raw", ["", "a", "1,,2", "1,", "0", "-1", "1;2", quote("1, 2"),
+                                 str(MAX + 1)])
+async def test_ids_batch_refuses_junk(user_svc, raw):
+    assert_error(await call("GET", f"{user_svc.url}/users?ids={raw}"), 400, "ids:")
+
+
+# --- routes, methods, health ----------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_unknown_route_is_a_json_404(user_svc):
+    assert_error(await call("POST", user_svc.url + "/people", form={"name": "x"}), 404, "path:")
+
+
+@pytest.mark.gen_test
+async def test_wrong_methods_are_a_json_405_with_allow(user_svc):
+    on_list = await call("DELETE", user_svc.url + "/users")
+    assert_error(on_list, 405, "method:")
+    assert on_list.headers["Allow"] == "GET, POST"
+    on_one = await call("POST", user_svc.url + "/users/1", form={"name": "x"})
+    assert_error(on_one, 405, "method:")
+    assert on_one.headers["Allow"] == "GET"
+
+
+@pytest.mark.gen_test
+async def test_ping_and_ready(user_svc):
+    for path in ("/ping", "/ready"):
+        reply = await call("GET", user_svc.url + path)
+        assert (reply.status, reply.body) == (200, {"result": True}), path
+
+
+@pytest.fixture
+def guarded_user_svc(io_loop, user_store) -> Iterator[Served]:
+    served = serve_app(io_loop, user_service.make_app(user_store, internal_token="s3cret"))
+    yield served
+    stop_app(io_loop, served)
+
+
+@pytest.mark.gen_test
+async def test_internal_token_guards_users(guarded_user_svc):
+    url = guarded_user_svc.url
+    assert_error(await call("POST", url + "/users", form={"name": "x"}), 401, "X-Internal-Token:")
+    assert_error(await call("GET", url + "/users/1"), 401, "X-Internal-Token:")
+    ok = await call("POST", url + "/users", form={"name": "x"},
+                    headers={"X-Internal-Token": "s3cret"})
+    assert ok.status == 201 and ok.body["user"]["name"] == "x"
+    assert (await call("GET", url + "/ping")).status == 200
