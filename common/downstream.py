@@ -71,11 +71,17 @@ class ServiceClient:
     async def _call(self, request: HTTPRequest, key: str) -> Any:
         request.connect_timeout = self.connect_timeout
         request.request_timeout = self.request_timeout
+        # Once a status line has arrived the service was reached: a connection dropped after
+        # it (an answer over MAX_RESPONSE_BYTES, a body cut short) is a bad answer, not a 503.
+        answered: list[str] = []
+        request.header_callback = answered.append
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except HTTPClientError as error:  # tornado raises these even with raise_error=False
             if error.code == 599 and _is_timeout(error):
                 raise self._fail(504, "did not answer in time", error)
+            if answered:
+                raise self._fail(502, "answered with a body that could not be read", error)
             raise self._fail(503, "cannot be reached", error)
         except (OSError, StreamClosedError, socket.gaierror) as error:
             raise self._fail(503, "cannot be reached", error)
