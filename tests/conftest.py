@@ -7,8 +7,10 @@ test can hold the listing, user and public API apps at once and talk to them ove
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,6 +64,32 @@ def stop_app(io_loop: IOLoop, served: Served) -> None:
 @pytest.fixture(autouse=True, scope="session")
 def _http_client_configured() -> None:
     configure_http_client()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis"}
+
+
+def _working_tree() -> dict[str, tuple[int, int]]:
+    """Every file of the repository (tools' caches aside) with its size and mtime."""
+    files = {}
+    for folder, subfolders, names in os.walk(ROOT):
+        subfolders[:] = [d for d in subfolders if d not in NOT_OURS]
+        for name in names:
+            stat = os.stat(os.path.join(folder, name))
+            files[os.path.relpath(os.path.join(folder, name), ROOT)] = (stat.st_size,
+                                                                        stat.st_mtime_ns)
+    return files
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _working_tree_untouched() -> Iterator[None]:
+    """No test writes outside a temp folder: the repository is the same after the session."""
+    before = _working_tree()
+    yield
+    after = _working_tree()
+    changed = sorted(set(before.items()) ^ set(after.items()))
+    assert not changed, f"tests wrote into the repository: {changed}"
 
 
 @pytest.fixture

@@ -89,7 +89,8 @@ class Process:
         return self.popen.returncode
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # stop() closes it; the output stays readable after
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
 

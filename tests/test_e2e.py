@@ -1,0 +1,52 @@
+"""The three real processes, started exactly as `make run` starts them, end to end.
+
+Ports are free ones and both databases live in the test's temp folder.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from processes import http, start_trio
+
+HONCHO_TERMINATED = 143  # honcho's own exit code when SIGTERM stops it (128 + 15)
+
+
+def test_make_run_serves_a_user_and_a_listing_and_stops_cleanly(tmp_path: Path):
+    trio = start_trio(tmp_path)
+    try:
+        status, created = http("POST", trio.public_url + "/public-api/users",
+                               {"name": "Suresh Subramaniam"})
+        assert status == 201, created
+        user = created["user"]
+        assert list(user) == ["id", "name", "created_at", "updated_at"]
+        assert user["name"] == "Suresh Subramaniam"
+
+        status, created = http("POST", trio.public_url + "/public-api/listings",
+                               {"user_id": user["id"], "listing_type": "rent", "price": 6000})
+        assert status == 201, created
+        listing = created["listing"]
+        assert (listing["user_id"], listing["listing_type"], listing["price"]) == (
+            user["id"], "rent", 6000)
+
+        status, page = http("GET", trio.public_url + "/public-api/listings")
+        public_listing = {k: v for k, v in listing.items() if k != "user_id"}
+        assert (status, page) == (200, {"result": True,
+                                        "listings": [{**public_listing, "user": user}]})
+
+        # The internal services hold the same data, each in its own file under tmp_path.
+        assert http("GET", f"{trio.user_url}/users/{user['id']}") == (
+            200, {"result": True, "user": user})
+        assert http("GET", trio.listing_url + "/listings") == (
+            200, {"result": True, "listings": [listing]})
+        assert http("GET", trio.public_url + "/ready") == (200, {"result": True})
+        assert {p.name for p in tmp_path.glob("*.db")} == {"listings.db", "users.db"}
+    finally:
+        code = trio.stop()
+
+    log = trio.honcho.output()
+    assert code == HONCHO_TERMINATED, log
+    for name in ("listing", "user", "public"):
+        assert re.search(rf"{name}\.1 stopped \(rc=0\)", log), log
+    assert log.count("common.server: stopped") == 3, log
+    assert "Traceback" not in log, log
