@@ -1,9 +1,10 @@
 """Assertions the service tests share: the contract's shapes, types and error format."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from conftest import Reply
+from conftest import Reply, call
 
 LISTING_KEYS = ["id", "user_id", "listing_type", "price", "created_at", "updated_at"]
 PUBLIC_LISTING_KEYS = ["id", "listing_type", "price", "created_at", "updated_at", "user"]
@@ -52,3 +53,13 @@ def assert_error(reply: Reply, status: int, *fields: str) -> list[str]:
     for name in fields:
         assert any(e.startswith(name) for e in errors), (name, errors)
     return errors
+
+
+async def listed(url: str, key: str, check: Callable[[Any], None]) -> list[dict]:
+    """GET a list: 200 and exactly {"result": true, key: [...]}, each item passing `check`."""
+    reply = await call("GET", url)
+    assert reply.status == 200, reply.body
+    assert list(reply.body) == ["result", key] and reply.body["result"] is True, reply.body
+    for item in reply.body[key]:
+        check(item)
+    return reply.body[key]

@@ -17,7 +17,7 @@ from checks import assert_error
 from common.web import json_application
 from conftest import Served, call, make_public, serve_app, stop_app
 
-TIMEOUT = 1.0  # the public API's total timeout per downstream call, in these tests
+TIMEOUT = 2.0  # the public API's total timeout per downstream call, in these tests
 
 
 @dataclass

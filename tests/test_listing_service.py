@@ -11,7 +11,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 import listing_service
-from checks import LISTING_KEYS, assert_error, assert_listing, is_int
+from checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
 from conftest import Served, call, serve_app, stop_app
 
 MAX = 2**63 - 1
@@ -25,12 +25,7 @@ async def create(svc: Served, **fields: str) -> dict:
 
 
 async def listings(svc: Served, query: str = "") -> list[dict]:
-    reply = await call("GET", svc.url + "/listings" + (f"?{query}" if query else ""))
-    assert reply.status == 200, reply.body
-    assert list(reply.body) == ["result", "listings"] and reply.body["result"] is True
-    for listing in reply.body["listings"]:
-        assert_listing(listing)
-    return reply.body["listings"]
+    return await listed(f"{svc.url}/listings?{query}", "listings", assert_listing)
 
 
 async def insert(store: listing_service.ListingStore, user_id: int, created_at: int) -> int:

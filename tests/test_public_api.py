@@ -17,9 +17,9 @@ from tornado.web import RequestHandler
 import listing_service
 import user_service
 from checks import (LISTING_KEYS, PUBLIC_LISTING_KEYS, assert_error, assert_listing,
-                    assert_public_listing, assert_user, is_int)
+                    assert_public_listing, assert_user, is_int, listed)
 from common.web import json_application
-from conftest import Served, call, make_public, serve_app, stop_app
+from conftest import Reply, Served, call, make_public, serve_app, stop_app
 
 MAX = 2**63 - 1
 LISTING = {"user_id": 1, "listing_type": "rent", "price": 6000}
@@ -41,12 +41,8 @@ async def new_listing(public: Served, user_id: int, listing_type: str = "rent",
 
 
 async def public_listings(public: Served, query: str = "") -> list[dict]:
-    reply = await call("GET", public.url + "/public-api/listings" + (f"?{query}" if query else ""))
-    assert reply.status == 200, reply.body
-    assert list(reply.body) == ["result", "listings"] and reply.body["result"] is True
-    for listing in reply.body["listings"]:
-        assert_public_listing(listing)
-    return reply.body["listings"]
+    return await listed(f"{public.url}/public-api/listings?{query}", "listings",
+                        assert_public_listing)
 
 
 async def stored_listings(store: listing_service.ListingStore) -> list[dict]:
@@ -195,12 +191,16 @@ async def test_create_listing_takes_a_charset_parameter(public):
 PUBLIC_POSTS = ["/public-api/users", "/public-api/listings"]
 
 
+async def post_raw(public: Served, path: str, body: str | bytes) -> Reply:
+    return await call("POST", public.url + path, body=body,
+                      headers={"Content-Type": "application/json"})
+
+
 @pytest.mark.gen_test
 @pytest.mark.parametrize("path", PUBLIC_POSTS)
 @pytest.mark.parametrize("body", ["{", "{'name': 'Ann'}", "", '{"name": "Ann"} x', "\x00"])
 async def test_bad_json_is_a_400(public, path, body):
-    reply = await call("POST", public.url + path, body=body,
-                       headers={"Content-Type": "application/json"})
+    reply = await post_raw(public, path, body)
     assert reply.body["errors"] == ["body: is not valid JSON"]
     assert_error(reply, 400, "body:")
 
@@ -209,8 +209,7 @@ async def test_bad_json_is_a_400(public, path, body):
 @pytest.mark.parametrize("path", PUBLIC_POSTS)
 @pytest.mark.parametrize("body", ["[]", '["name"]', '"Ann"', "42", "null", "true"])
 async def test_json_that_is_not_an_object_is_a_400(public, path, body):
-    reply = await call("POST", public.url + path, body=body,
-                       headers={"Content-Type": "application/json"})
+    reply = await post_raw(public, path, body)
     assert reply.body["errors"] == ["body: must be a JSON object"]
     assert_error(reply, 400, "body:")
 
@@ -218,8 +217,7 @@ async def test_json_that_is_not_an_object_is_a_400(public, path, body):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("path", PUBLIC_POSTS)
 async def test_a_body_that_is_not_utf8_is_a_400(public, path):
-    reply = await call("POST", public.url + path, body=b'{"name": "\xff"}',
-                       headers={"Content-Type": "application/json"})
+    reply = await post_raw(public, path, b'{"name": "\xff"}')
     assert_error(reply, 400, "body:")
 
 
@@ -427,8 +425,9 @@ class FakeUser(RequestHandler):
 @pytest.fixture
 def meeting_public(io_loop) -> Iterator[tuple[Served, Rendezvous]]:
     meeting = Rendezvous()
-    fakes = [serve_app(io_loop, json_application([(r"/listings", FakeListings, {"meeting": meeting})])),
-             serve_app(io_loop, json_application([(r"/users/(\d+)", FakeUser, {"meeting": meeting})]))]
+    deps = {"meeting": meeting}
+    fakes = [serve_app(io_loop, json_application([(r"/listings", FakeListings, deps)])),
+             serve_app(io_loop, json_application([(r"/users/(\d+)", FakeUser, deps)]))]
     public = make_public(io_loop, fakes[0].url, fakes[1].url, request_timeout=4)
     yield public, meeting
     for served in (public, *fakes):

@@ -8,7 +8,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 import user_service
-from checks import USER_KEYS, assert_error, assert_user
+from checks import USER_KEYS, assert_error, assert_user, listed
 from conftest import Served, call, serve_app, stop_app
 
 MAX = 2**63 - 1
@@ -21,12 +21,7 @@ async def create(svc: Served, name: str = "Suresh Subramaniam") -> dict:
 
 
 async def users(svc: Served, query: str = "") -> list[dict]:
-    reply = await call("GET", svc.url + "/users" + (f"?{query}" if query else ""))
-    assert reply.status == 200, reply.body
-    assert list(reply.body) == ["result", "users"] and reply.body["result"] is True
-    for user in reply.body["users"]:
-        assert_user(user)
-    return reply.body["users"]
+    return await listed(f"{svc.url}/users?{query}", "users", assert_user)
 
 
 async def insert(store: user_service.UserStore, name: str, created_at: int) -> int:
