@@ -40,32 +40,33 @@ class Portal:
             listings, user = await _together(
                 self.listings.get("/listings", query, key="listings"), self.user_or_none(user_id))
             users = {user_id: user} if user else {}
-        return [_public_listing(listing, users) for listing in listings]
+        return [_public_listing(listing, users) for listing in _shape(listings, list, "listings")]
 
     async def users_by_id(self, ids: list[int]) -> dict[int, dict]:
         """The users among `ids` that exist, fetched in one request."""
         if not ids:
             return {}
         found = await self.users.get("/users", {"ids": ",".join(map(str, ids))}, key="users")
-        return {user["id"]: user for user in _shape(found, list, "users")}
+        return {user["id"]: user for user in map(_user, _shape(found, list, "users"))}
 
     async def user_or_none(self, user_id: int) -> dict | None:
         try:
-            return await self.users.get(f"/users/{user_id}", key="user")
+            return _user(await self.users.get(f"/users/{user_id}", key="user"))
         except ApiError as error:
             if error.status_code == 404:
                 return None
             raise
 
     async def create_user(self, name: str) -> dict:
-        return await self.users.post_form("/users", {"name": name}, key="user")
+        return _user(await self.users.post_form("/users", {"name": name}, key="user"))
 
     async def create_listing(self, user_id: int, listing_type: str, price: int) -> dict:
         """Create a listing for an existing user; 400 naming user_id if there is none."""
         if await self.user_or_none(user_id) is None:
             raise ApiError(400, [f"user_id: user {user_id} does not exist"])
         fields = {"user_id": user_id, "listing_type": listing_type, "price": price}
-        return await self.listings.post_form("/listings", fields, key="listing")
+        listing = await self.listings.post_form("/listings", fields, key="listing")
+        return _shape(listing, dict, "listing")
 
     async def check(self) -> None:
         """Raise unless both services are ready."""
@@ -86,6 +87,14 @@ def _shape(value: Any, kind: type, what: str) -> Any:
     if not isinstance(value, kind):
         raise ApiError(502, [f"a downstream service answered a malformed '{what}'"])
     return value
+
+
+def _user(value: Any) -> dict:
+    """A user object from the user service, checked enough to index and stitch it."""
+    user = _shape(value, dict, "user")
+    if isinstance(user.get("id"), bool) or not isinstance(user.get("id"), int):
+        raise ApiError(502, ["a downstream service answered a malformed 'user'"])
+    return user
 
 
 def _owner_ids(listings: Any) -> list[int]:
