@@ -8,6 +8,7 @@ each listing's user into it: one page of listings costs one call to each service
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from common.downstream import ServiceClient, configure_http_client
 from common.errors import ApiError
 from common.server import app_settings, parse, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
+
+log = logging.getLogger(__name__)
 
 
 class Portal:
@@ -186,6 +189,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         await serve(make_app(make_portal(options), **settings), options)
     finally:
         AsyncHTTPClient().close()
+        log.info("closed the downstream HTTP client")
 
 
 if __name__ == "__main__":

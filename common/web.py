@@ -97,7 +97,17 @@ class JsonHandler(RequestHandler):
         self._body += chunk
 
     def on_finish(self) -> None:
+        self._uncount()
+
+    def on_connection_close(self) -> None:
+        # A client that leaves before its body is complete never reaches finish(): without
+        # this, it would stay "in flight" and hold a shutdown for the whole grace period.
+        self._uncount()
+        super().on_connection_close()
+
+    def _uncount(self) -> None:
         if self._counted:
+            self._counted = False
             self.settings["inflight"].count -= 1
 
     # --- reading input -------------------------------------------------------------------

@@ -16,9 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPResponse
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -70,6 +71,54 @@ def http(method: str, url: str, body: Any = None, *, form: bool = False,
             headers.setdefault("Content-Type", "application/json")
     answer = http_raw(method, url, data, headers=headers, timeout=timeout)
     return answer.status, json.loads(answer.raw) if answer.raw else None
+
+
+class HeldRequest:
+    """A request written by hand on its own socket, so a test can hold it open part-way:
+    headers now, the body later or never (slow clients, in-flight requests at shutdown)."""
+
+    def __init__(self, url: str, method: str, path: str, headers: dict[str, str],
+                 timeout: float = 10) -> None:
+        host, port = urlsplit(url).hostname, urlsplit(url).port
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
+                 *(f"{name}: {value}" for name, value in headers.items())]
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_interim(self) -> bytes:
+        """Read one interim answer (e.g. `100 Continue`, sent once the handler holds the request)."""
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            byte = self.sock.recv(1)
+            if not byte:
+                raise ConnectionError(f"closed after {head!r}")
+            head += byte
+        return head
+
+    def read_answer(self) -> Answer:
+        """The final answer, then the socket is closed."""
+        response = HTTPResponse(self.sock)
+        try:
+            response.begin()
+            return Answer(response.status, response.msg, response.read())
+        finally:
+            response.close()
+            self.close()
+
+    def closed_by_server(self) -> bool:
+        """True once the server has closed the connection (the read sees end of stream)."""
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def wait_until_up(url: str, timeout: float = 15) -> None:
