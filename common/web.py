@@ -61,6 +61,8 @@ class JsonHandler(RequestHandler):
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        # Names are stored verbatim, `<script>` included: no browser may sniff them as HTML.
+        self.set_header("X-Content-Type-Options", "nosniff")
 
     def prepare(self) -> None:
         self.settings["inflight"].count += 1
