@@ -5,7 +5,8 @@ A downstream failure becomes an `ApiError` the public API can answer with direct
   broke off its answer (closed the connection mid-answer, or spoke something that is not HTTP);
 - 503: the service cannot be reached (refused, reset, unknown host);
 - 504: it did not answer within the connect or the total timeout;
-- a 4xx is passed on with the service's own messages: it is the caller's mistake.
+- a 4xx is passed on with the service's own messages: it is the caller's mistake; except a
+  401/403, which says our internal token is wrong: 502, since the client can do nothing about it.
 
 `AsyncHTTPClient` is one instance per IOLoop, so `configure_http_client()` is called once at
 start-up, and each call looks the instance up rather than holding one.
@@ -93,6 +94,9 @@ class ServiceClient:
     def _decode(self, response: HTTPResponse, key: str) -> Any:
         if response.code >= 500:
             raise self._fail(502, f"answered {response.code}", None)
+        if response.code in (401, 403):
+            # Our internal token is missing or wrong: a fault of this deployment, not the client's.
+            raise self._fail(502, f"refused our credentials ({response.code})", None)
         try:
             body = json.loads(response.body)
         except (ValueError, RecursionError):

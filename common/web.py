@@ -181,9 +181,8 @@ class JsonHandler(RequestHandler):
 
 
 class NotFoundHandler(JsonHandler):
-    """Every unknown route answers a JSON 404."""
-
-    requires_token = False
+    """Every unknown route answers a JSON 404 (a 401 first when the token is missing: a
+    caller without it learns nothing about which routes exist)."""
 
     def prepare(self) -> None:
         super().prepare()
