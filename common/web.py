@@ -63,6 +63,9 @@ class JsonHandler(RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         # Names are stored verbatim, `<script>` included: no browser may sniff them as HTML.
         self.set_header("X-Content-Type-Options", "nosniff")
+        # Called again by send_error's clear(): error answers keep the request id too.
+        if getattr(self, "request_id", None):
+            self.set_header("X-Request-ID", self.request_id)
 
     def prepare(self) -> None:
         self.settings["inflight"].count += 1
