@@ -103,7 +103,13 @@ def _user(value: Any) -> dict:
 def _owner_ids(listings: Any) -> list[int]:
     _shape(listings, list, "listings")
     owners = (_shape(listing, dict, "listings").get("user_id") for listing in listings)
-    return list(dict.fromkeys(uid for uid in owners if isinstance(uid, int)))
+    # Only ids the user service accepts go out: its 400 for a malformed one would reach our
+    # client as if the client had erred. A listing with no valid owner gets "user": null.
+    return list(dict.fromkeys(uid for uid in owners if _is_id(uid)))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= v.MAX_INT64
 
 
 def _public_listing(listing: dict, users: dict[int, dict]) -> dict:

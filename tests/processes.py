@@ -236,9 +236,9 @@ class Stack:
         return "".join(service.output() for service in self.services)
 
     def stop(self) -> None:
-        """Stop whatever still runs (thawing frozen ones first); safe to call twice."""
+        """Kill whatever still runs (frozen ones too) and close the logs; safe to call twice."""
         for service in self.services:
-            if service.process is not None and service.process.popen.poll() is None:
+            if service.process is not None:
                 service.stop(signal.SIGKILL)
 
 

@@ -203,7 +203,7 @@ def shaped_like(record: dict[str, Any]) -> st.SearchStrategy[Any]:
                                                for k, v in record.items()})
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(users=st.lists(shaped_like(USER), max_size=3) | json_values,
        user=shaped_like(USER) | json_values)
@@ -218,7 +218,7 @@ def test_any_json_from_the_user_service_is_an_answer_or_a_502_never_a_500(
                 assert listing["user"] is None or isinstance(listing["user"], dict), body
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(listings=st.lists(shaped_like(LISTING), max_size=3) | json_values,
        listing=shaped_like(LISTING) | json_values)
