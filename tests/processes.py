@@ -89,7 +89,7 @@ class HeldRequest:
         self.sock.sendall(data)
 
     def read_interim(self) -> bytes:
-        """Read one interim answer (e.g. `100 Continue`, sent once the handler holds the request)."""
+        """Read one interim answer (`100 Continue` comes once the handler holds the request)."""
         head = b""
         while not head.endswith(b"\r\n\r\n"):
             byte = self.sock.recv(1)

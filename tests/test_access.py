@@ -68,7 +68,8 @@ def guarded_requests(stack: Stack) -> list[tuple[str, str, dict | None]]:
 
 
 @pytest.mark.parametrize("given", [None, "", "wrong", TOKEN[:-1], TOKEN + "x", TOKEN.upper()])
-def test_data_services_answer_401_without_the_right_token(guarded: Stack, given: str | None) -> None:
+def test_data_services_answer_401_without_the_right_token(
+        guarded: Stack, given: str | None) -> None:
     headers = {} if given is None else {"X-Internal-Token": given}
     for method, url, body in guarded_requests(guarded):
         assert http(method, url, body, form=True, headers=headers) == (401, UNAUTHORIZED), url

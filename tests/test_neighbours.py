@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,7 +100,8 @@ def test_a_stopped_service_gives_503_and_the_api_recovers_when_it_is_back(
     try:
         answers = call_all(stack)
         assert_answers(answers, name, 503)
-        assert answers[next(iter(USES[name]))][1]["errors"] == [f"{name} service cannot be reached"]
+        some_endpoint = next(iter(USES[name]))
+        assert answers[some_endpoint][1]["errors"] == [f"{name} service cannot be reached"]
     finally:
         service.start()  # same port, same database
     assert_healthy(call_all(stack))
@@ -117,5 +117,6 @@ def test_a_frozen_service_gives_504_in_time_and_the_api_recovers_when_it_thaws(
     finally:
         service.thaw()
     assert_answers(answers, name, 504)
-    assert answers[next(iter(USES[name]))][1]["errors"] == [f"{name} service did not answer in time"]
+    some_endpoint = next(iter(USES[name]))
+    assert answers[some_endpoint][1]["errors"] == [f"{name} service did not answer in time"]
     assert_healthy(call_all(stack))

@@ -11,7 +11,6 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,8 +87,7 @@ def test_without_a_tame_request_id_the_public_api_makes_one_and_passes_it_on(
     assert len(lines_with(text_stack.listing, made)) == 1  # GET /listings carried it
 
 
-def test_a_downstream_failure_is_logged_with_the_request_id(
-        text_stack: Stack, tmp_path: Path) -> None:
+def test_a_downstream_failure_is_logged_with_the_request_id(text_stack: Stack) -> None:
     text_stack.user.stop(signal.SIGKILL)
     try:
         status, body, answered = post(text_stack.public.url + "/public-api/users",
