@@ -77,15 +77,17 @@ class ServiceClient:
     async def _call(self, request: HTTPRequest, key: str) -> Any:
         request.connect_timeout = self.connect_timeout
         request.request_timeout = self.request_timeout
+        # Once a status line has arrived the service was reached: a connection dropped after
+        # it (an answer over MAX_RESPONSE_BYTES, a body cut short) is a bad answer, not a 503.
+        answered: list[str] = []
+        request.header_callback = answered.append
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except HTTPClientError as error:  # tornado raises these even with raise_error=False
             if error.code == 599 and _is_timeout(error):
                 raise self._fail(504, "did not answer in time", error)
-            if error.code == 599 and _is_broken_answer(error):
-                # The simple client reports a body over its size limit, or bytes that are
-                # not HTTP, by closing the stream: the service was reached and answered badly.
-                raise self._fail(502, "sent a broken or oversized answer", error)
+            if answered or _is_broken_answer(error):
+                raise self._fail(502, "answered with a body that could not be read", error)
             raise self._fail(503, "cannot be reached", error)
         except (OSError, StreamClosedError, socket.gaierror) as error:
             raise self._fail(503, "cannot be reached", error)
@@ -125,5 +127,7 @@ def _is_timeout(error: BaseException | None) -> bool:
 
 
 def _is_broken_answer(error: HTTPClientError) -> bool:
+    """Reached, but what came back was not a readable HTTP answer (bytes that are not HTTP,
+    nothing at all, a connection closed mid-answer): the simple client closes the stream."""
     return (isinstance(error, HTTPStreamClosedError)
             or getattr(error, "errno", None) in _BROKEN_ANSWER_CODES)
