@@ -8,6 +8,7 @@ each listing's user into it: one page of listings costs one call to each service
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from common.downstream import ServiceClient, configure_http_client
 from common.errors import ApiError
 from common.server import app_settings, parse, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
+
+log = logging.getLogger(__name__)
 
 
 class Portal:
@@ -40,32 +43,33 @@ class Portal:
             listings, user = await _together(
                 self.listings.get("/listings", query, key="listings"), self.user_or_none(user_id))
             users = {user_id: user} if user else {}
-        return [_public_listing(listing, users) for listing in listings]
+        return [_public_listing(listing, users) for listing in _shape(listings, list, "listings")]
 
     async def users_by_id(self, ids: list[int]) -> dict[int, dict]:
         """The users among `ids` that exist, fetched in one request."""
         if not ids:
             return {}
         found = await self.users.get("/users", {"ids": ",".join(map(str, ids))}, key="users")
-        return {user["id"]: user for user in _shape(found, list, "users")}
+        return {user["id"]: user for user in map(_user, _shape(found, list, "users"))}
 
     async def user_or_none(self, user_id: int) -> dict | None:
         try:
-            return await self.users.get(f"/users/{user_id}", key="user")
+            return _user(await self.users.get(f"/users/{user_id}", key="user"))
         except ApiError as error:
             if error.status_code == 404:
                 return None
             raise
 
     async def create_user(self, name: str) -> dict:
-        return await self.users.post_form("/users", {"name": name}, key="user")
+        return _user(await self.users.post_form("/users", {"name": name}, key="user"))
 
     async def create_listing(self, user_id: int, listing_type: str, price: int) -> dict:
         """Create a listing for an existing user; 400 naming user_id if there is none."""
         if await self.user_or_none(user_id) is None:
             raise ApiError(400, [f"user_id: user {user_id} does not exist"])
         fields = {"user_id": user_id, "listing_type": listing_type, "price": price}
-        return await self.listings.post_form("/listings", fields, key="listing")
+        listing = await self.listings.post_form("/listings", fields, key="listing")
+        return _shape(listing, dict, "listing")
 
     async def check(self) -> None:
         """Raise unless both services are ready."""
@@ -88,10 +92,24 @@ def _shape(value: Any, kind: type, what: str) -> Any:
     return value
 
 
+def _user(value: Any) -> dict:
+    """A user object from the user service, checked enough to index and stitch it."""
+    user = _shape(value, dict, "user")
+    if isinstance(user.get("id"), bool) or not isinstance(user.get("id"), int):
+        raise ApiError(502, ["a downstream service answered a malformed 'user'"])
+    return user
+
+
 def _owner_ids(listings: Any) -> list[int]:
     _shape(listings, list, "listings")
     owners = (_shape(listing, dict, "listings").get("user_id") for listing in listings)
-    return list(dict.fromkeys(uid for uid in owners if isinstance(uid, int)))
+    # Only ids the user service accepts go out: its 400 for a malformed one would reach our
+    # client as if the client had erred. A listing with no valid owner gets "user": null.
+    return list(dict.fromkeys(uid for uid in owners if _is_id(uid)))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= v.MAX_INT64
 
 
 def _public_listing(listing: dict, users: dict[int, dict]) -> dict:
@@ -177,6 +195,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         await serve(make_app(make_portal(options), **settings), options)
     finally:
         AsyncHTTPClient().close()
+        log.info("closed the downstream HTTP client")
 
 
 if __name__ == "__main__":

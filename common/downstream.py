@@ -1,10 +1,12 @@
 """The one HTTP client for calls between services, with the contract's error mapping.
 
 A downstream failure becomes an `ApiError` the public API can answer with directly:
-- 502: the service answered a 5xx, or a body that is not a JSON object, or one too large;
+- 502: the service answered a 5xx, or a body that is not a JSON object, or one too large, or
+  broke off its answer (closed the connection mid-answer, or spoke something that is not HTTP);
 - 503: the service cannot be reached (refused, reset, unknown host);
 - 504: it did not answer within the connect or the total timeout;
-- a 4xx is passed on with the service's own messages: it is the caller's mistake.
+- a 4xx is passed on with the service's own messages: it is the caller's mistake; except a
+  401/403, which says our internal token is wrong: 502, since the client can do nothing about it.
 
 `AsyncHTTPClient` is one instance per IOLoop, so `configure_http_client()` is called once at
 start-up, and each call looks the instance up rather than holding one.
@@ -21,6 +23,7 @@ from urllib.parse import urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.iostream import StreamClosedError
+from tornado.simple_httpclient import HTTPStreamClosedError
 
 from common.errors import ApiError
 from common.logs import request_id_var
@@ -30,6 +33,9 @@ log = logging.getLogger(__name__)
 MAX_CLIENTS = 200
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 _TIMEOUT_CODES = {28}  # libcurl's CURLE_OPERATION_TIMEDOUT, when the curl client is in use
+# libcurl's codes for an answer that was reached but broken: weird server reply, partial file,
+# got nothing, receive error, file size exceeded (the response size limit).
+_BROKEN_ANSWER_CODES = {8, 18, 52, 56, 63}
 
 
 def configure_http_client(max_clients: int = MAX_CLIENTS) -> None:
@@ -80,7 +86,7 @@ class ServiceClient:
         except HTTPClientError as error:  # tornado raises these even with raise_error=False
             if error.code == 599 and _is_timeout(error):
                 raise self._fail(504, "did not answer in time", error)
-            if answered:
+            if answered or _is_broken_answer(error):
                 raise self._fail(502, "answered with a body that could not be read", error)
             raise self._fail(503, "cannot be reached", error)
         except (OSError, StreamClosedError, socket.gaierror) as error:
@@ -90,6 +96,9 @@ class ServiceClient:
     def _decode(self, response: HTTPResponse, key: str) -> Any:
         if response.code >= 500:
             raise self._fail(502, f"answered {response.code}", None)
+        if response.code in (401, 403):
+            # Our internal token is missing or wrong: a fault of this deployment, not the client's.
+            raise self._fail(502, f"refused our credentials ({response.code})", None)
         try:
             body = json.loads(response.body)
         except (ValueError, RecursionError):
@@ -115,3 +124,10 @@ def _is_timeout(error: BaseException | None) -> bool:
         return False
     errno = getattr(error, "errno", None)
     return "Timeout" in type(error).__name__ or errno in _TIMEOUT_CODES
+
+
+def _is_broken_answer(error: HTTPClientError) -> bool:
+    """Reached, but what came back was not a readable HTTP answer (bytes that are not HTTP,
+    nothing at all, a connection closed mid-answer): the simple client closes the stream."""
+    return (isinstance(error, HTTPStreamClosedError)
+            or getattr(error, "errno", None) in _BROKEN_ANSWER_CODES)

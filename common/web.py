@@ -61,6 +61,11 @@ class JsonHandler(RequestHandler):
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        # Names are stored verbatim, `<script>` included: no browser may sniff them as HTML.
+        self.set_header("X-Content-Type-Options", "nosniff")
+        # Called again by send_error's clear(): error answers keep the request id too.
+        if getattr(self, "request_id", None):
+            self.set_header("X-Request-ID", self.request_id)
 
     def prepare(self) -> None:
         self.settings["inflight"].count += 1
@@ -97,7 +102,17 @@ class JsonHandler(RequestHandler):
         self._body += chunk
 
     def on_finish(self) -> None:
+        self._uncount()
+
+    def on_connection_close(self) -> None:
+        # A client that leaves before its body is complete never reaches finish(): without
+        # this, it would stay "in flight" and hold a shutdown for the whole grace period.
+        self._uncount()
+        super().on_connection_close()
+
+    def _uncount(self) -> None:
         if self._counted:
+            self._counted = False
             self.settings["inflight"].count -= 1
 
     # --- reading input -------------------------------------------------------------------
@@ -169,9 +184,8 @@ class JsonHandler(RequestHandler):
 
 
 class NotFoundHandler(JsonHandler):
-    """Every unknown route answers a JSON 404."""
-
-    requires_token = False
+    """Every unknown route answers a JSON 404 (a 401 first when the token is missing: a
+    caller without it learns nothing about which routes exist)."""
 
     def prepare(self) -> None:
         super().prepare()

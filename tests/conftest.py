@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
@@ -59,6 +62,13 @@ def serve_app(io_loop: IOLoop, app: Application) -> Served:
 def stop_app(io_loop: IOLoop, served: Served) -> None:
     served.server.stop()
     io_loop.run_sync(served.server.close_all_connections)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis caches under ./.hypothesis from collection on; tests write only to temp dirs.
+    home = tempfile.mkdtemp(prefix="hypothesis-")
+    set_hypothesis_home_dir(home)
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
 @pytest.fixture(autouse=True, scope="session")

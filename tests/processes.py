@@ -16,8 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPResponse
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -29,6 +31,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class Answer:
+    """One raw HTTP answer: status, headers (a Message), body bytes."""
+
+    status: int
+    headers: Any
+    raw: bytes
+
+    def json(self) -> Any:
+        """The body as JSON, after checking it is declared as JSON."""
+        assert self.headers.get("Content-Type") == "application/json; charset=UTF-8", self.raw
+        return json.loads(self.raw)
+
+
+def http_raw(method: str, url: str, data: bytes | None = None, *,
+             headers: dict[str, str] | None = None, timeout: float = 10) -> Answer:
+    """A blocking request with the body sent as given, answering status, headers and bytes."""
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Answer(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Answer(error.code, error.headers, error.read())
+
+
 def http(method: str, url: str, body: Any = None, *, form: bool = False,
          headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, Any]:
     """A blocking request answering (status, parsed JSON body or None)."""
@@ -36,19 +64,61 @@ def http(method: str, url: str, body: Any = None, *, form: bool = False,
     headers = dict(headers or {})
     if body is not None:
         if form:
-            from urllib.parse import urlencode
             data = urlencode(body).encode()
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         else:
             data = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/json")
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    return status, json.loads(raw) if raw else None
+    answer = http_raw(method, url, data, headers=headers, timeout=timeout)
+    return answer.status, json.loads(answer.raw) if answer.raw else None
+
+
+class HeldRequest:
+    """A request written by hand on its own socket, so a test can hold it open part-way:
+    headers now, the body later or never (slow clients, in-flight requests at shutdown)."""
+
+    def __init__(self, url: str, method: str, path: str, headers: dict[str, str],
+                 timeout: float = 10) -> None:
+        host, port = urlsplit(url).hostname, urlsplit(url).port
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
+                 *(f"{name}: {value}" for name, value in headers.items())]
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_interim(self) -> bytes:
+        """Read one interim answer (`100 Continue` comes once the handler holds the request)."""
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            byte = self.sock.recv(1)
+            if not byte:
+                raise ConnectionError(f"closed after {head!r}")
+            head += byte
+        return head
+
+    def read_answer(self) -> Answer:
+        """The final answer, then the socket is closed."""
+        response = HTTPResponse(self.sock)
+        try:
+            response.begin()
+            return Answer(response.status, response.msg, response.read())
+        finally:
+            response.close()
+            self.close()
+
+    def closed_by_server(self) -> bool:
+        """True once the server has closed the connection (the read sees end of stream)."""
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def wait_until_up(url: str, timeout: float = 15) -> None:
@@ -79,6 +149,7 @@ class Process:
         """Send `sig` and wait for the exit code (killing it if it overstays `timeout`)."""
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
+            self.popen.send_signal(signal.SIGCONT)  # a frozen process must wake to act on it
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -128,6 +199,19 @@ class Service:
         assert self.process is not None
         return self.process.stop(sig, timeout)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the port still accepts connections, but nothing answers (a hung service)."""
+        assert self.process is not None
+        self.process.send(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send(signal.SIGCONT)
+
+    def output(self) -> str:
+        """Everything this service has logged, across restarts."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
 
 def start_service(script: str, tmp: Path, *args: str, env: dict[str, str] | None = None,
                   port: int | None = None) -> Service:
@@ -135,6 +219,47 @@ def start_service(script: str, tmp: Path, *args: str, env: dict[str, str] | None
     port = port or free_port()
     log_path = tmp / f"{Path(script).stem}-{port}.log"
     return Service(script, port, list(args), log_path, env).start()
+
+
+@dataclass
+class Stack:
+    """The three services as separate processes, so a test can stop or freeze any one."""
+
+    listing: Service
+    user: Service
+    public: Service
+
+    @property
+    def services(self) -> tuple[Service, Service, Service]:
+        return self.listing, self.user, self.public
+
+    def output(self) -> str:
+        return "".join(service.output() for service in self.services)
+
+    def stop(self) -> None:
+        """Kill whatever still runs (frozen ones too) and close the logs; safe to call twice."""
+        for service in self.services:
+            if service.process is not None:
+                service.stop(signal.SIGKILL)
+
+
+def start_stack(tmp: Path, *args: str, public_args: tuple[str, ...] = (),
+                env: dict[str, str] | None = None) -> Stack:
+    """Listing, user and public API on free ports; `args` go to all three, `public_args` to
+    the public API only. Databases live under `tmp`."""
+    started: list[Service] = []
+    try:
+        for script, db in (("listing_service.py", "listings.db"), ("user_service.py", "users.db")):
+            started.append(start_service(script, tmp, f"--db_path={tmp / db}", *args, env=env))
+        listing, user = started
+        started.append(start_service(
+            "public_api.py", tmp, f"--listing_service_url={listing.url}",
+            f"--user_service_url={user.url}", *args, *public_args, env=env))
+    except BaseException:
+        for service in started:
+            service.stop(signal.SIGKILL)
+        raise
+    return Stack(*started)
 
 
 @dataclass

@@ -1,0 +1,232 @@
+"""A data service that answers garbage, a 5xx, or a body too large: the public API says 502.
+
+One real service and one fake in its neighbour's place; the fake answers whatever the test
+sets, down to raw bytes that are not HTTP at all. Never a hang, never a 500, never a crash:
+the public API still answers correctly once the neighbour behaves again.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
+from tornado.tcpserver import TCPServer
+from tornado.testing import bind_unused_port
+from tornado.web import Application, RequestHandler
+
+from common.downstream import MAX_RESPONSE_BYTES
+from conftest import Served, call, make_public, serve_app, stop_app
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: bytes = b"{}"
+    content_type: str = "application/json"
+
+
+class FakeHandler(RequestHandler):
+    """Answers every request with the `Answer` the test holds."""
+
+    def initialize(self, answer: list[Answer]) -> None:
+        self.answer = answer[0]
+
+    def prepare(self) -> None:
+        self.set_status(self.answer.status)
+        self.set_header("Content-Type", self.answer.content_type)
+        self.finish(self.answer.body)
+
+
+class Fake:
+    """A stand-in service: `set(...)` what it answers next."""
+
+    def __init__(self, io_loop: IOLoop) -> None:
+        self.answer = [Answer()]
+        app = Application([(r"/.*", FakeHandler, {"answer": self.answer})],
+                          log_function=lambda handler: None)
+        self.served: Served = serve_app(io_loop, app)
+
+    def set(self, status: int, body: Any, content_type: str = "application/json") -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answer[0] = Answer(status, raw, content_type)
+
+
+class RawBytes(TCPServer):
+    """Not an HTTP server: reads the request line, writes `reply`, closes."""
+
+    def __init__(self, reply: bytes) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def handle_stream(self, stream: IOStream, address: Any) -> None:
+        await stream.read_until(b"\r\n\r\n")
+        await stream.write(self.reply)
+        stream.close()
+
+
+def raw_server(io_loop: IOLoop, reply: bytes) -> tuple[RawBytes, str]:
+    async def listen() -> tuple[RawBytes, str]:
+        sock, port = bind_unused_port()
+        server = RawBytes(reply)
+        server.add_sockets([sock])
+        return server, f"http://127.0.0.1:{port}"
+    return io_loop.run_sync(listen)
+
+
+USER = {"id": 1, "name": "Ada", "created_at": 1, "updated_at": 1}
+LISTING = {"id": 9, "user_id": 1, "listing_type": "rent", "price": 5, "created_at": 2,
+           "updated_at": 2}
+
+
+@pytest.fixture
+def fake_users(io_loop: IOLoop, listing_svc: Served) -> Iterator[tuple[Fake, Served]]:
+    """A fake user service behind the public API, and a real listing service with a listing."""
+    fake = Fake(io_loop)
+    public = make_public(io_loop, listing_svc.url, fake.served.url, request_timeout=2)
+    io_loop.run_sync(lambda: call("POST", listing_svc.url + "/listings",
+                                  form={"user_id": 1, "listing_type": "rent", "price": 5}))
+    yield fake, public
+    stop_app(io_loop, public)
+    stop_app(io_loop, fake.served)
+
+
+@pytest.fixture
+def fake_listings(io_loop: IOLoop, user_svc: Served) -> Iterator[tuple[Fake, Served]]:
+    """A fake listing service behind the public API, and a real user service with a user."""
+    fake = Fake(io_loop)
+    public = make_public(io_loop, fake.served.url, user_svc.url, request_timeout=2)
+    io_loop.run_sync(lambda: call("POST", user_svc.url + "/users", form={"name": "Ada"}))
+    yield fake, public
+    stop_app(io_loop, public)
+    stop_app(io_loop, fake.served)
+
+
+def public_calls(public: Served, service: str) -> list[tuple[str, str, Any]]:
+    """The public requests that reach `service` (the one the fake stands in for)."""
+    base = public.url + "/public-api"
+    calls = [("GET", base + "/listings", None), ("GET", base + "/listings?user_id=1", None),
+             ("POST", base + "/listings", {"user_id": 1, "listing_type": "rent", "price": 5})]
+    if service == "user":
+        calls.append(("POST", base + "/users", {"name": "Bob"}))
+    return calls
+
+
+def statuses(io_loop: IOLoop, public: Served, service: str) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        answers = {}
+        for method, url, body in public_calls(public, service):
+            reply = await call(method, url, json_body=body)
+            answers[f"{method} {url}"] = (reply.status, reply.body)
+        return answers
+    return io_loop.run_sync(run)
+
+
+GARBAGE = {
+    "a 500": (500, {"result": False, "errors": ["boom"]}, "application/json"),
+    "a 503": (503, b"", "text/plain"),
+    "HTML": (200, b"<html>oops</html>", "text/html"),
+    "truncated JSON": (200, b'{"users": [', "application/json"),
+    "a JSON array": (200, [], "application/json"),
+    "JSON without the key": (200, {"result": True}, "application/json"),
+    "invalid UTF-8": (200, b'{"users": "\xff"}', "application/json"),
+    "a body too large": (200, b" " * (MAX_RESPONSE_BYTES + 1) + b"{}", "application/json"),
+}
+
+
+def assert_all_502(answers: dict[str, Any], service: str) -> None:
+    for request, (status, body) in answers.items():
+        assert status == 502, (request, body)
+        assert body["result"] is False and body["errors"], (request, body)
+        assert body["errors"][0].startswith(f"{service} service") or "malformed" in \
+            body["errors"][0], (request, body)
+
+
+@pytest.mark.parametrize("garbage", GARBAGE.values(), ids=list(GARBAGE))
+def test_user_service_garbage_is_a_502(io_loop: IOLoop, fake_users: tuple[Fake, Served],
+                                       garbage: tuple[int, Any, str]) -> None:
+    fake, public = fake_users
+    fake.set(*garbage)
+    assert_all_502(statuses(io_loop, public, "user"), "user")
+    fake.set(200, {"result": True, "users": [USER], "user": USER})
+    answers = statuses(io_loop, public, "user")
+    assert [status for status, _ in answers.values()] == [200, 200, 201, 201], answers
+
+
+@pytest.mark.parametrize("garbage", GARBAGE.values(), ids=list(GARBAGE))
+def test_listing_service_garbage_is_a_502(io_loop: IOLoop, fake_listings: tuple[Fake, Served],
+                                          garbage: tuple[int, Any, str]) -> None:
+    fake, public = fake_listings
+    fake.set(*garbage)
+    assert_all_502(statuses(io_loop, public, "listing"), "listing")
+    fake.set(200, {"result": True, "listings": [LISTING], "listing": LISTING})
+    answers = statuses(io_loop, public, "listing")
+    assert [status for status, _ in answers.values()] == [200, 200, 201], answers
+
+
+NOT_HTTP = {
+    "not HTTP at all": b"hello\r\n\r\n",
+    "a cut-off answer": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"users\"",
+    "nothing": b"",
+}
+
+
+@pytest.mark.parametrize("reply", NOT_HTTP.values(), ids=list(NOT_HTTP))
+def test_a_neighbour_speaking_garbage_bytes_is_a_502(io_loop: IOLoop, listing_svc: Served,
+                                                     reply: bytes) -> None:
+    server, url = raw_server(io_loop, reply)
+    public = make_public(io_loop, listing_svc.url, url, request_timeout=2)
+    io_loop.run_sync(lambda: call("POST", listing_svc.url + "/listings",
+                                  form={"user_id": 1, "listing_type": "rent", "price": 5}))
+    try:
+        assert_all_502(statuses(io_loop, public, "user"), "user")
+    finally:
+        stop_app(io_loop, public)
+        server.stop()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+
+def shaped_like(record: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Records whose fields are sometimes right, sometimes missing, sometimes any JSON."""
+    return st.fixed_dictionaries({}, optional={k: st.just(v) | json_values
+                                               for k, v in record.items()})
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(users=st.lists(shaped_like(USER), max_size=3) | json_values,
+       user=shaped_like(USER) | json_values)
+def test_any_json_from_the_user_service_is_an_answer_or_a_502_never_a_500(
+        io_loop: IOLoop, fake_users: tuple[Fake, Served], users: Any, user: Any) -> None:
+    fake, public = fake_users
+    fake.set(200, {"result": True, "users": users, "user": user})
+    for request, (status, body) in statuses(io_loop, public, "user").items():
+        assert status in (200, 201, 502), (request, body)
+        if status == 200:
+            for listing in body["listings"]:
+                assert listing["user"] is None or isinstance(listing["user"], dict), body
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(listings=st.lists(shaped_like(LISTING), max_size=3) | json_values,
+       listing=shaped_like(LISTING) | json_values)
+def test_any_json_from_the_listing_service_is_an_answer_or_a_502_never_a_500(
+        io_loop: IOLoop, fake_listings: tuple[Fake, Served], listings: Any, listing: Any) -> None:
+    fake, public = fake_listings
+    fake.set(200, {"result": True, "listings": listings, "listing": listing})
+    for request, (status, body) in statuses(io_loop, public, "listing").items():
+        assert status in (200, 201, 502), (request, body)
+        if status == 201:
+            assert isinstance(body["listing"], dict), body
