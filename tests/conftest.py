@@ -7,12 +7,15 @@ test can hold the listing, user and public API apps at once and talk to them ove
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
@@ -23,6 +26,20 @@ import listing_service
 import public_api
 import user_service
 from common.downstream import ServiceClient, configure_http_client
+
+
+_HYPOTHESIS_HOME = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis (schemathesis's engine) writes caches to ./.hypothesis, some while tests are
+    # collected: send them to a temp dir first, so that no test writes into the working tree.
+    config.stash[_HYPOTHESIS_HOME] = tempfile.mkdtemp(prefix="hypothesis-")
+    set_hypothesis_home_dir(config.stash[_HYPOTHESIS_HOME])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(config.stash.get(_HYPOTHESIS_HOME, ""), ignore_errors=True)
 
 
 @dataclass
