@@ -1,9 +1,15 @@
 """The public API's one-listing and one-user endpoints, end to end through the real services."""
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
 
-from tests.conftest import Served, call
+import pytest
+from tornado.ioloop import IOLoop
+from tornado.web import Application, RequestHandler
+
+from common.logs import log_request
+from tests.conftest import Served, call, make_public, serve_app, stop_app
+from tests.processes import free_port
 
 LISTING_KEYS = ["id", "user_id", "listing_type", "price", "created_at", "updated_at"]
 PUBLIC_LISTING_KEYS = ["id", "listing_type", "price", "created_at", "updated_at", "user"]
@@ -142,3 +148,39 @@ async def test_patch_user_errors(public: Served) -> None:
         assert (reply.status, reply.body) == (400, {"result": False, "errors": errors}), body
     missing = await call("PATCH", f"{public.url}/public-api/users/999", json_body={"name": "X"})
     assert (missing.status, missing.body["errors"]) == (404, ["user 999 does not exist"])
+
+
+class _WrongAnswers(RequestHandler):
+    """A broken listing service: DELETE answers 200 with a body, PATCH answers 500."""
+
+    def delete(self, _: str) -> None:
+        self.finish({"result": True})
+
+    def patch(self, _: str) -> None:
+        self.set_status(500)
+        self.finish({"result": False, "errors": ["boom"]})
+
+
+@pytest.fixture
+def broken(io_loop: IOLoop, user_svc: Served) -> Iterator[tuple[Served, Served]]:
+    """Public APIs in front of a broken listing service, and of one that is not there."""
+    fake = serve_app(io_loop, Application([(r"/listings/([^/]+)", _WrongAnswers)],
+                                         log_function=log_request))
+    served = (make_public(io_loop, fake.url, user_svc.url),
+              make_public(io_loop, f"http://127.0.0.1:{free_port()}", user_svc.url))
+    yield served
+    for app in (*served, fake):
+        stop_app(io_loop, app)
+
+
+@pytest.mark.gen_test
+async def test_downstream_faults_on_delete_and_patch(broken: tuple[Served, Served]) -> None:
+    public, gone = broken
+    deleted = await call("DELETE", f"{public.url}/public-api/listings/1")
+    assert (deleted.status, deleted.body["errors"]) == (
+        502, ["listing service answered 200 where 204 was due"])
+    patched = await call("PATCH", f"{public.url}/public-api/listings/1", json_body={"price": 5})
+    assert (patched.status, patched.body["errors"]) == (502, ["listing service answered 500"])
+    unreachable = await call("DELETE", f"{gone.url}/public-api/listings/1")
+    assert (unreachable.status, unreachable.body["errors"]) == (
+        503, ["listing service cannot be reached"])
