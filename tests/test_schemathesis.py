@@ -6,6 +6,7 @@ document says it is. The services are real processes, started as `make run` star
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,9 +45,10 @@ BOUNDED = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
 
 # The documents come from the repository (test_openapi checks the services serve the same);
 # pytest-9 breaks schemathesis's fixture-based loader, so the base URL is given per call.
-listing_schema = schemathesis.openapi.from_dict(load_document("listing"))
-user_schema = schemathesis.openapi.from_dict(load_document("user"))
-public_schema = schemathesis.openapi.from_dict(load_document("public"))
+# Copies: schemathesis may rewrite what it is given, and the services' own copy is cached.
+listing_schema = schemathesis.openapi.from_dict(copy.deepcopy(load_document("listing")))
+user_schema = schemathesis.openapi.from_dict(copy.deepcopy(load_document("user")))
+public_schema = schemathesis.openapi.from_dict(copy.deepcopy(load_document("public")))
 
 
 @listing_schema.parametrize()
