@@ -37,16 +37,18 @@ def openapi_route(url: str, name: str) -> tuple[str, type, dict[str, str]]:
     return (url, OpenApiHandler, {"name": name})
 
 
-def docs_routes(url: str, document_url: str) -> list[tuple[str, type, dict[str, str]]]:
+def docs_routes(url: str, document_url: str) -> list[tuple[Any, ...]]:
     """The docs page at `url`, its Swagger UI files under `url/`, reading `document_url`."""
     assets = "|".join(re.escape(asset) for asset in DOCS_ASSETS)
     return [
         (url, DocsPageHandler, {"assets_url": url, "document_url": document_url}),
-        (f"{url}/({assets})", DocsAssetHandler, {"path": _swagger_ui_files()}),
+        (f"{url}/({assets})", DocsAssetHandler),
     ]
 
 
-def _swagger_ui_files() -> str:
+@functools.cache
+def swagger_ui_files() -> str:
+    """The folder of Swagger UI's files in the installed swagger-ui-py package."""
     # find_spec locates the package without importing it (its own code needs jinja2 and yaml).
     spec = importlib.util.find_spec("swagger_ui")
     if spec is None or not spec.submodule_search_locations:
@@ -106,6 +108,10 @@ class DocsAssetHandler(StaticFileHandler, JsonHandler):
     """Swagger UI's files, with tornado's caching; errors (a 405) go through JsonHandler."""
 
     requires_token = False
+
+    def initialize(self) -> None:  # type: ignore[override]
+        # Found on first use rather than in make_app, which does no I/O.
+        super().initialize(path=swagger_ui_files())
 
     def get_content_type(self) -> str:
         return DOCS_ASSETS[Path(self.absolute_path).name]
