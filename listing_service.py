@@ -117,8 +117,11 @@ class ListingStore:
         if row is None:
             raise NotFound("listing", listing_id)
 
-    async def page(self, page: v.Page, **filters: Any) -> list[dict[str, Any]]:
+    async def page(self, page: v.Page, user_id: int | None = None,
+                   **filters: Any) -> list[dict[str, Any]]:
         """One page, newest first, of the listings matching every filter given."""
+        if user_id is not None:
+            filters["user_id"] = user_id
         rows = await self.db.execute_fetchall(*self.page_query(page, **filters))
         return [dict(row) for row in rows]
 
