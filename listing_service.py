@@ -16,6 +16,8 @@ from tornado.web import Application
 
 from common import validation as v
 from common.db import open_database
+from common.errors import NotFound
+from common.openapi import openapi_route
 from common.server import app_settings, parse, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
@@ -32,8 +34,26 @@ CREATE TABLE IF NOT EXISTS listings (
 CREATE INDEX IF NOT EXISTS listings_newest ON listings (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS listings_by_user_newest
     ON listings (user_id, created_at DESC, id DESC);
+-- A listing_type filter reads its rows already in list order, so a page stops at LIMIT.
+-- With user_id too, one user's listings (few) come from the index above and are filtered.
+CREATE INDEX IF NOT EXISTS listings_by_type_newest
+    ON listings (listing_type, created_at DESC, id DESC);
+-- A price range (min_price and max_price) is a range of this index, then sorted newest
+-- first: the cost follows the number of listings in the range, not the page size. A single
+-- bound usually matches most listings, so SQLite rightly walks listings_newest in order and
+-- skips the rest, stopping at the page. A (listing_type, price) index would not serve a price
+-- range alone. Each index costs every write a little: hence none per combination of filters.
+CREATE INDEX IF NOT EXISTS listings_by_price ON listings (price);
 """
 COLUMNS = "id, user_id, listing_type, price, created_at, updated_at"
+# How each list filter becomes a condition; the keys are those of validation.LISTING_FILTERS.
+FILTER_CONDITIONS = {
+    "user_id": "user_id = ?",
+    "listing_type": "listing_type = ?",
+    "min_price": "price >= ?",
+    "max_price": "price <= ?",
+}
+EDITABLE_COLUMNS = ("listing_type", "price")
 
 
 def now_us() -> int:
@@ -64,14 +84,55 @@ class ListingStore:
         await cursor.close()
         return dict(row)
 
-    async def page(self, page: v.Page, user_id: int | None = None) -> list[dict[str, Any]]:
-        where, params = ("WHERE user_id = ?", [user_id]) if user_id is not None else ("", [])
+    async def get(self, listing_id: int) -> dict[str, Any]:
         rows = await self.db.execute_fetchall(
-            f"SELECT {COLUMNS} FROM listings {where}"
-            " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-            (*params, page.size, page.offset),
+            f"SELECT {COLUMNS} FROM listings WHERE id = ?", (listing_id,))
+        if not rows:
+            raise NotFound("listing", listing_id)
+        return dict(rows[0])
+
+    async def update(self, listing_id: int, **changes: Any) -> dict[str, Any]:
+        """Change some of EDITABLE_COLUMNS; updated_at moves forward, created_at stays."""
+        columns = [column for column in EDITABLE_COLUMNS if column in changes]
+        if not columns or len(columns) != len(changes):
+            raise ValueError(f"update takes some of {EDITABLE_COLUMNS}, not {list(changes)}")
+        assignments = "".join(f"{column} = ?, " for column in columns)
+        # max(): updated_at grows even if the clock steps back or two writes share a microsecond.
+        cursor = await self.db.execute(
+            f"UPDATE listings SET {assignments}updated_at = max(?, updated_at + 1)"
+            f" WHERE id = ? RETURNING {COLUMNS}",
+            (*(changes[column] for column in columns), now_us(), listing_id),
         )
+        row = await cursor.fetchone()
+        await cursor.close()
+        if row is None:
+            raise NotFound("listing", listing_id)
+        return dict(row)
+
+    async def delete(self, listing_id: int) -> None:
+        cursor = await self.db.execute(
+            "DELETE FROM listings WHERE id = ? RETURNING id", (listing_id,))
+        row = await cursor.fetchone()
+        await cursor.close()
+        if row is None:
+            raise NotFound("listing", listing_id)
+
+    async def page(self, page: v.Page, user_id: int | None = None,
+                   **filters: Any) -> list[dict[str, Any]]:
+        """One page, newest first, of the listings matching every filter given."""
+        if user_id is not None:
+            filters["user_id"] = user_id
+        rows = await self.db.execute_fetchall(*self.page_query(page, **filters))
         return [dict(row) for row in rows]
+
+    @staticmethod
+    def page_query(page: v.Page, **filters: Any) -> tuple[str, list[Any]]:
+        """The SQL and parameters of `page` (apart so a test can EXPLAIN its plan)."""
+        conditions = [FILTER_CONDITIONS[name] for name in filters]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        return (f"SELECT {COLUMNS} FROM listings {where}"
+                " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                [*filters.values(), page.size, page.offset])
 
     async def count(self) -> int:
         rows = await self.db.execute_fetchall("SELECT count(*) FROM listings")
@@ -83,7 +144,7 @@ class ListingStore:
 
 
 CREATE_RULES = {"user_id": v.integer(1), "listing_type": v.listing_type, "price": v.integer(1)}
-LIST_FILTERS = {"user_id": v.integer(1)}
+EDIT_RULES = {column: CREATE_RULES[column] for column in EDITABLE_COLUMNS}
 
 
 class ListingsHandler(JsonHandler):
@@ -91,8 +152,8 @@ class ListingsHandler(JsonHandler):
         self.store = store
 
     async def get(self) -> None:
-        page, filters = v.parse_page_query(self.query_fields(), LIST_FILTERS)
-        listings = await self.store.page(page, filters.get("user_id"))
+        page, filters = v.parse_listing_query(self.query_fields())
+        listings = await self.store.page(page, **filters)
         self.render({"result": True, "listings": listings})
 
     async def post(self) -> None:
@@ -101,14 +162,33 @@ class ListingsHandler(JsonHandler):
         self.render({"result": True, "listing": listing}, status=201)
 
 
+class ListingHandler(JsonHandler):
+    def initialize(self, store: ListingStore) -> None:
+        self.store = store
+
+    async def get(self, raw_id: str) -> None:
+        self.render({"result": True, "listing": await self.store.get(v.parse_id(raw_id))})
+
+    async def patch(self, raw_id: str) -> None:
+        listing_id = v.parse_id(raw_id)
+        changes = v.parse_changes(self.form_fields(), EDIT_RULES)
+        self.render({"result": True, "listing": await self.store.update(listing_id, **changes)})
+
+    async def delete(self, raw_id: str) -> None:
+        await self.store.delete(v.parse_id(raw_id))
+        self.no_content()
+
+
 def make_app(store: ListingStore, **settings: Any) -> Application:
     """The routing table; `settings` are those of `json_application` (debug, limits, token)."""
     deps = {"store": store}
     return json_application([
         (r"/listings", ListingsHandler, deps),
+        (r"/listings/ping", PingHandler),  # before the id route, which would take "ping"
+        (r"/listings/([^/]+)", ListingHandler, deps),
         (r"/ping", PingHandler),
-        (r"/listings/ping", PingHandler),
         (r"/ready", ReadyHandler, {"check": store.check}),
+        openapi_route("/openapi.json", "listing"),
     ], **settings)
 
 

@@ -19,6 +19,7 @@ from tornado.web import Application
 from common import validation as v
 from common.downstream import ServiceClient, configure_http_client
 from common.errors import ApiError
+from common.openapi import docs_routes, openapi_route
 from common.server import app_settings, parse, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
@@ -32,9 +33,13 @@ class Portal:
         self.listings = listings
         self.users = users
 
-    async def listings_page(self, page: v.Page, user_id: int | None = None) -> list[dict]:
-        """A page of listings, newest first, each with its user (or None) under "user"."""
-        query: dict[str, Any] = page.as_query()
+    async def listings_page(self, page: v.Page, user_id: int | None = None,
+                            **filters: Any) -> list[dict]:
+        """A page of listings, newest first, each with its user (or None) under "user".
+
+        `filters` (listing_type, min_price, max_price) pass through to the listing service.
+        """
+        query: dict[str, Any] = {**page.as_query(), **filters}
         if user_id is None:
             listings = await self.listings.get("/listings", query, key="listings")
             users = await self.users_by_id(_owner_ids(listings))
@@ -44,6 +49,26 @@ class Portal:
                 self.listings.get("/listings", query, key="listings"), self.user_or_none(user_id))
             users = {user_id: user} if user else {}
         return [_public_listing(listing, users) for listing in _shape(listings, list, "listings")]
+
+    async def listing(self, listing_id: int) -> dict:
+        """One listing with its user (or None) under "user", as in a page."""
+        listing = await self.listings.get(f"/listings/{listing_id}", key="listing")
+        owner_ids = _owner_ids([listing])
+        user = await self.user_or_none(owner_ids[0]) if owner_ids else None
+        return _public_listing(listing, {user["id"]: user} if user else {})
+
+    async def update_listing(self, listing_id: int, **changes: Any) -> dict:
+        """Change a listing's listing_type and/or price; answers it as a create does."""
+        return await self.listings.patch_form(f"/listings/{listing_id}", changes, key="listing")
+
+    async def delete_listing(self, listing_id: int) -> None:
+        await self.listings.delete(f"/listings/{listing_id}")
+
+    async def user(self, user_id: int) -> dict:
+        return await self.users.get(f"/users/{user_id}", key="user")
+
+    async def update_user(self, user_id: int, name: str) -> dict:
+        return await self.users.patch_form(f"/users/{user_id}", {"name": name}, key="user")
 
     async def users_by_id(self, ids: list[int]) -> dict[int, dict]:
         """The users among `ids` that exist, fetched in one request."""
@@ -127,13 +152,14 @@ def _public_listing(listing: dict, users: dict[int, dict]) -> dict:
         raise ApiError(502, ["listing service answered a malformed listing"]) from None
 
 
-LIST_FILTERS = {"user_id": v.integer(1)}
 CREATE_USER_RULES = {"name": v.name}
 CREATE_LISTING_RULES = {
     "user_id": v.json_integer(1),
     "listing_type": v.listing_type,
     "price": v.json_integer(1),
 }
+# A listing keeps its owner: only its type and price change.
+EDIT_LISTING_RULES = {name: CREATE_LISTING_RULES[name] for name in ("listing_type", "price")}
 
 
 class ListingsHandler(JsonHandler):
@@ -141,12 +167,29 @@ class ListingsHandler(JsonHandler):
         self.portal = portal
 
     async def get(self) -> None:
-        page, filters = v.parse_page_query(self.query_fields(), LIST_FILTERS)
+        page, filters = v.parse_listing_query(self.query_fields())
         self.render({"result": True, "listings": await self.portal.listings_page(page, **filters)})
 
     async def post(self) -> None:
         fields = v.parse_fields(self.json_object(), CREATE_LISTING_RULES)
         self.render({"listing": await self.portal.create_listing(**fields)}, status=201)
+
+
+class ListingHandler(JsonHandler):
+    def initialize(self, portal: Portal) -> None:
+        self.portal = portal
+
+    async def get(self, raw_id: str) -> None:
+        self.render({"listing": await self.portal.listing(v.parse_id(raw_id))})
+
+    async def patch(self, raw_id: str) -> None:
+        listing_id = v.parse_id(raw_id)
+        changes = v.parse_changes(self.json_object(), EDIT_LISTING_RULES)
+        self.render({"listing": await self.portal.update_listing(listing_id, **changes)})
+
+    async def delete(self, raw_id: str) -> None:
+        await self.portal.delete_listing(v.parse_id(raw_id))
+        self.no_content()
 
 
 class UsersHandler(JsonHandler):
@@ -158,14 +201,31 @@ class UsersHandler(JsonHandler):
         self.render({"user": await self.portal.create_user(**fields)}, status=201)
 
 
+class UserHandler(JsonHandler):
+    def initialize(self, portal: Portal) -> None:
+        self.portal = portal
+
+    async def get(self, raw_id: str) -> None:
+        self.render({"user": await self.portal.user(v.parse_id(raw_id))})
+
+    async def patch(self, raw_id: str) -> None:
+        user_id = v.parse_id(raw_id)
+        changes = v.parse_changes(self.json_object(), CREATE_USER_RULES)
+        self.render({"user": await self.portal.update_user(user_id, **changes)})
+
+
 def make_app(portal: Portal, **settings: Any) -> Application:
     """The routing table; `settings` are those of `json_application` (debug, limits)."""
     deps = {"portal": portal}
     return json_application([
         (r"/public-api/listings", ListingsHandler, deps),
+        (r"/public-api/listings/([^/]+)", ListingHandler, deps),
         (r"/public-api/users", UsersHandler, deps),
+        (r"/public-api/users/([^/]+)", UserHandler, deps),
         (r"/ping", PingHandler),
         (r"/ready", ReadyHandler, {"check": portal.check}),
+        openapi_route("/public-api/openapi.json", "public"),
+        *docs_routes("/public-api/docs", "/public-api/openapi.json"),
     ], **settings)
 
 

@@ -18,6 +18,7 @@ from tornado.web import Application
 from common import validation as v
 from common.db import open_database
 from common.errors import NotFound
+from common.openapi import openapi_route
 from common.server import app_settings, parse, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
@@ -68,6 +69,20 @@ class UserStore:
             raise NotFound("user", user_id)
         return dict(rows[0])
 
+    async def update(self, user_id: int, name: str) -> dict[str, Any]:
+        """Rename a user; updated_at moves forward, created_at stays."""
+        # max(): updated_at grows even if the clock steps back or two writes share a microsecond.
+        cursor = await self.db.execute(
+            f"UPDATE users SET name = ?, updated_at = max(?, updated_at + 1) WHERE id = ?"
+            f" RETURNING {COLUMNS}",
+            (name, now_us(), user_id),
+        )
+        row = await cursor.fetchone()
+        await cursor.close()
+        if row is None:
+            raise NotFound("user", user_id)
+        return dict(row)
+
     async def many(self, ids: list[int]) -> list[dict[str, Any]]:
         """The users among `ids` that exist, in the order of `ids`."""
         marks = ",".join("?" * len(ids))
@@ -116,6 +131,11 @@ class UserHandler(JsonHandler):
     async def get(self, raw_id: str) -> None:
         self.render({"result": True, "user": await self.store.get(v.parse_id(raw_id))})
 
+    async def patch(self, raw_id: str) -> None:
+        user_id = v.parse_id(raw_id)
+        changes = v.parse_changes(self.form_fields(), CREATE_RULES)
+        self.render({"result": True, "user": await self.store.update(user_id, **changes)})
+
 
 def make_app(store: UserStore, **settings: Any) -> Application:
     """The routing table; `settings` are those of `json_application` (debug, limits, token)."""
@@ -125,6 +145,7 @@ def make_app(store: UserStore, **settings: Any) -> Application:
         (r"/users/([^/]+)", UserHandler, deps),
         (r"/ping", PingHandler),
         (r"/ready", ReadyHandler, {"check": store.check}),
+        openapi_route("/openapi.json", "user"),
     ], **settings)
 
 

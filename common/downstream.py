@@ -62,11 +62,22 @@ class ServiceClient:
 
     async def post_form(self, path: str, fields: Mapping[str, Any], *, key: str) -> Any:
         """POST `fields` form-encoded to `path` and return the answer's `key`."""
+        return await self._call(self._form_request("POST", path, fields), key)
+
+    async def patch_form(self, path: str, fields: Mapping[str, Any], *, key: str) -> Any:
+        """PATCH `fields` form-encoded to `path` and return the answer's `key`."""
+        return await self._call(self._form_request("PATCH", path, fields), key)
+
+    async def delete(self, path: str) -> None:
+        """DELETE `path`; the service answers 204 with no body."""
+        request = HTTPRequest(self.base_url.rstrip("/") + path, "DELETE", headers=self._headers())
+        await self._call(request, None)
+
+    def _form_request(self, method: str, path: str, fields: Mapping[str, Any]) -> HTTPRequest:
         headers = self._headers()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-        request = HTTPRequest(self.base_url.rstrip("/") + path, "POST",
-                              headers=headers, body=urlencode(fields))
-        return await self._call(request, key)
+        return HTTPRequest(self.base_url.rstrip("/") + path, method,
+                           headers=headers, body=urlencode(fields))
 
     def _headers(self) -> dict[str, str]:
         headers = {"X-Request-ID": request_id_var.get(), "Accept": "application/json"}
@@ -74,7 +85,8 @@ class ServiceClient:
             headers["X-Internal-Token"] = self.internal_token
         return headers
 
-    async def _call(self, request: HTTPRequest, key: str) -> Any:
+    async def _call(self, request: HTTPRequest, key: str | None) -> Any:
+        """Send `request`; `key` names the answer's value, None when a bodiless 204 is due."""
         request.connect_timeout = self.connect_timeout
         request.request_timeout = self.request_timeout
         # Once a status line has arrived the service was reached: a connection dropped after
@@ -93,12 +105,14 @@ class ServiceClient:
             raise self._fail(503, "cannot be reached", error)
         return self._decode(response, key)
 
-    def _decode(self, response: HTTPResponse, key: str) -> Any:
+    def _decode(self, response: HTTPResponse, key: str | None) -> Any:
         if response.code >= 500:
             raise self._fail(502, f"answered {response.code}", None)
         if response.code in (401, 403):
             # Our internal token is missing or wrong: a fault of this deployment, not the client's.
             raise self._fail(502, f"refused our credentials ({response.code})", None)
+        if key is None and response.code == 204:
+            return None
         try:
             body = json.loads(response.body)
         except (ValueError, RecursionError):
@@ -110,6 +124,8 @@ class ServiceClient:
             if not isinstance(errors, list) or not all(isinstance(e, str) for e in errors):
                 errors = [f"{self.name} service refused the request ({response.code})"]
             raise ApiError(response.code, errors)
+        if key is None:
+            raise self._fail(502, f"answered {response.code} where 204 was due", None)
         if key not in body:
             raise self._fail(502, f"answered without '{key}'", None)
         return body[key]

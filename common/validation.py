@@ -123,6 +123,14 @@ def parse_fields(
     return parsed
 
 
+def parse_changes(raw: Mapping[str, Any], rules: Mapping[str, Rule]) -> dict[str, Any]:
+    """A PATCH body: any of `rules`' fields, at least one, nothing else; 400 otherwise."""
+    changes = parse_fields(raw, {}, rules)
+    if not changes:
+        raise ApiError(400, [f"body: must change at least one of {', '.join(rules)}"])
+    return changes
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a list, as `page_num` and `page_size` ask for it."""
@@ -155,3 +163,20 @@ def parse_page_query(
     fields = parse_fields(query, {}, {**PAGE_RULES, **(filters or {})}, reject_unknown=False)
     page = Page(fields.pop("page_num", Page.num), fields.pop("page_size", Page.size))
     return page, fields
+
+
+# The listing list's filters, the same on the listing service and on the public API.
+LISTING_FILTERS: dict[str, Rule] = {
+    "user_id": integer(1),
+    "listing_type": listing_type,
+    "min_price": integer(0),
+    "max_price": integer(0),
+}
+
+
+def parse_listing_query(query: Mapping[str, str]) -> tuple[Page, dict[str, Any]]:
+    """A page of listings and its filters; 400 if the price range is upside down."""
+    page, filters = parse_page_query(query, LISTING_FILTERS)
+    if filters.get("min_price", 0) > filters.get("max_price", MAX_INT64):
+        raise ApiError(400, ["min_price: must not be above max_price"])
+    return page, filters

@@ -157,6 +157,12 @@ class JsonHandler(RequestHandler):
         self.set_status(status)
         self.finish(dumps(body))
 
+    def no_content(self) -> None:
+        """204 with no body (and so no Content-Type): the one success that is not JSON."""
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, ApiError):

@@ -1,0 +1,186 @@
+"""The public API's one-listing and one-user endpoints, end to end through the real services."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from tornado.ioloop import IOLoop
+from tornado.web import Application, RequestHandler
+
+from common.logs import log_request
+from tests.conftest import Served, call, make_public, serve_app, stop_app
+from tests.processes import free_port
+
+LISTING_KEYS = ["id", "user_id", "listing_type", "price", "created_at", "updated_at"]
+PUBLIC_LISTING_KEYS = ["id", "listing_type", "price", "created_at", "updated_at", "user"]
+USER_KEYS = ["id", "name", "created_at", "updated_at"]
+
+
+async def user_and_listing(public: Served, name: str = "Ann", price: int = 6000) -> tuple[dict, dict]:
+    user = (await call("POST", f"{public.url}/public-api/users", json_body={"name": name})).body["user"]
+    reply = await call("POST", f"{public.url}/public-api/listings",
+                       json_body={"user_id": user["id"], "listing_type": "rent", "price": price})
+    assert reply.status == 201, reply.body
+    return user, reply.body["listing"]
+
+
+@pytest.mark.gen_test
+async def test_get_listing_stitches_its_user(public: Served) -> None:
+    user, listing = await user_and_listing(public)
+    reply = await call("GET", f"{public.url}/public-api/listings/{listing['id']}")
+    assert reply.status == 200
+    assert list(reply.body) == ["listing"]
+    got = reply.body["listing"]
+    assert list(got) == PUBLIC_LISTING_KEYS
+    assert got["user"] == user
+    assert {k: got[k] for k in PUBLIC_LISTING_KEYS[:-1]} == {k: listing[k] for k in PUBLIC_LISTING_KEYS[:-1]}
+    listed = (await call("GET", f"{public.url}/public-api/listings")).body["listings"]
+    assert listed == [got]  # the same object as in the list
+
+
+@pytest.mark.gen_test
+async def test_get_listing_of_a_missing_user_has_user_null(listing_svc: Served, public: Served) -> None:
+    made = await call("POST", f"{listing_svc.url}/listings",
+                      form={"user_id": 99, "listing_type": "sale", "price": 5})
+    reply = await call("GET", f"{public.url}/public-api/listings/{made.body['listing']['id']}")
+    assert reply.status == 200 and reply.body["listing"]["user"] is None
+
+
+@pytest.mark.gen_test
+async def test_get_unknown_listing_and_user_are_404(public: Served) -> None:
+    listing = await call("GET", f"{public.url}/public-api/listings/31")
+    assert (listing.status, listing.body) == (404, {"result": False, "errors": ["listing 31 does not exist"]})
+    user = await call("GET", f"{public.url}/public-api/users/32")
+    assert (user.status, user.body) == (404, {"result": False, "errors": ["user 32 does not exist"]})
+    bad = await call("GET", f"{public.url}/public-api/users/zero")
+    assert bad.status == 400 and bad.body["errors"][0].startswith("id: ")
+
+
+@pytest.mark.gen_test
+async def test_patch_listing(public: Served) -> None:
+    user, listing = await user_and_listing(public)
+    url = f"{public.url}/public-api/listings/{listing['id']}"
+    reply = await call("PATCH", url, json_body={"listing_type": "sale", "price": 7500})
+    assert reply.status == 200, reply.body
+    assert list(reply.body) == ["listing"]
+    changed = reply.body["listing"]
+    assert list(changed) == LISTING_KEYS
+    assert (changed["listing_type"], changed["price"], changed["user_id"]) == ("sale", 7500, user["id"])
+    assert changed["created_at"] == listing["created_at"]
+    assert changed["updated_at"] > listing["updated_at"]
+    got = (await call("GET", url)).body["listing"]
+    assert (got["price"], got["updated_at"]) == (7500, changed["updated_at"])
+
+
+@pytest.mark.gen_test
+async def test_patch_listing_is_validated_here_as_json(listing_svc: Served, public: Served) -> None:
+    _, listing = await user_and_listing(public)
+    url = f"{public.url}/public-api/listings/{listing['id']}"
+    calls_before = len(listing_svc.requests)
+    cases = [
+        ({}, ["body: must change at least one of listing_type, price"]),
+        ({"price": "7000"}, ["price: must be a JSON integer from 1 to 9223372036854775807, not a string"]),
+        ({"price": True}, ["price: must be an integer from 1 to 9223372036854775807"]),
+        ({"price": 0}, ["price: must be an integer from 1 to 9223372036854775807"]),
+        ({"listing_type": "swap"}, ["listing_type: must be 'rent' or 'sale'"]),
+        ({"user_id": 2}, ["user_id: is not a known field"]),
+        ({"price": 10, "colour": "red"}, ["colour: is not a known field"]),
+    ]
+    for body, errors in cases:
+        reply = await call("PATCH", url, json_body=body)
+        assert (reply.status, reply.body) == (400, {"result": False, "errors": errors}), body
+    assert len(listing_svc.requests) == calls_before  # refused before any downstream call
+    not_object = await call("PATCH", url, json_body=[1])
+    assert (not_object.status, not_object.body["errors"]) == (400, ["body: must be a JSON object"])
+    as_form = await call("PATCH", url, form={"price": "1"})
+    assert as_form.status == 415
+
+
+@pytest.mark.gen_test
+async def test_patch_unknown_listing_passes_the_404_on(public: Served) -> None:
+    reply = await call("PATCH", f"{public.url}/public-api/listings/404", json_body={"price": 1})
+    assert (reply.status, reply.body) == (404, {"result": False, "errors": ["listing 404 does not exist"]})
+
+
+@pytest.mark.gen_test
+async def test_delete_listing(public: Served) -> None:
+    _, kept = await user_and_listing(public, price=1)
+    _, doomed = await user_and_listing(public, "Bo", price=2)
+    url = f"{public.url}/public-api/listings/{doomed['id']}"
+    reply = await call("DELETE", url)
+    assert reply.status == 204
+    assert "Content-Type" not in reply.headers
+    assert (await call("GET", url)).status == 404
+    listed = (await call("GET", f"{public.url}/public-api/listings")).body["listings"]
+    assert [row["id"] for row in listed] == [kept["id"]]
+    again = await call("DELETE", url)
+    assert (again.status, again.body["errors"]) == (404, [f"listing {doomed['id']} does not exist"])
+
+
+@pytest.mark.gen_test
+async def test_get_and_patch_user(public: Served) -> None:
+    user, _ = await user_and_listing(public, "Lorel Ipsum")
+    url = f"{public.url}/public-api/users/{user['id']}"
+    got = await call("GET", url)
+    assert (got.status, got.body) == (200, {"user": user})
+    assert list(got.body["user"]) == USER_KEYS
+    reply = await call("PATCH", url, json_body={"name": "Lorem Ipsum"})
+    assert reply.status == 200 and list(reply.body) == ["user"]
+    renamed = reply.body["user"]
+    assert (renamed["name"], renamed["created_at"]) == ("Lorem Ipsum", user["created_at"])
+    assert renamed["updated_at"] > user["updated_at"]
+    stitched = (await call("GET", f"{public.url}/public-api/listings")).body["listings"][0]["user"]
+    assert stitched == renamed
+
+
+@pytest.mark.gen_test
+async def test_patch_user_errors(public: Served) -> None:
+    user, _ = await user_and_listing(public)
+    url = f"{public.url}/public-api/users/{user['id']}"
+    cases = [
+        ({}, ["body: must change at least one of name"]),
+        ({"name": 5}, ["name: must be a string"]),
+        ({"name": ""}, ["name: must be 1 to 200 characters after trimming"]),
+        ({"name": "Ann", "email": "a@b"}, ["email: is not a known field"]),
+    ]
+    for body, errors in cases:
+        reply = await call("PATCH", url, json_body=body)
+        assert (reply.status, reply.body) == (400, {"result": False, "errors": errors}), body
+    missing = await call("PATCH", f"{public.url}/public-api/users/999", json_body={"name": "X"})
+    assert (missing.status, missing.body["errors"]) == (404, ["user 999 does not exist"])
+
+
+class _WrongAnswers(RequestHandler):
+    """A broken listing service: DELETE answers 200 with a body, PATCH answers 500."""
+
+    def delete(self, _: str) -> None:
+        self.finish({"result": True})
+
+    def patch(self, _: str) -> None:
+        self.set_status(500)
+        self.finish({"result": False, "errors": ["boom"]})
+
+
+@pytest.fixture
+def broken(io_loop: IOLoop, user_svc: Served) -> Iterator[tuple[Served, Served]]:
+    """Public APIs in front of a broken listing service, and of one that is not there."""
+    fake = serve_app(io_loop, Application([(r"/listings/([^/]+)", _WrongAnswers)],
+                                         log_function=log_request))
+    served = (make_public(io_loop, fake.url, user_svc.url),
+              make_public(io_loop, f"http://127.0.0.1:{free_port()}", user_svc.url))
+    yield served
+    for app in (*served, fake):
+        stop_app(io_loop, app)
+
+
+@pytest.mark.gen_test
+async def test_downstream_faults_on_delete_and_patch(broken: tuple[Served, Served]) -> None:
+    public, gone = broken
+    deleted = await call("DELETE", f"{public.url}/public-api/listings/1")
+    assert (deleted.status, deleted.body["errors"]) == (
+        502, ["listing service answered 200 where 204 was due"])
+    patched = await call("PATCH", f"{public.url}/public-api/listings/1", json_body={"price": 5})
+    assert (patched.status, patched.body["errors"]) == (502, ["listing service answered 500"])
+    unreachable = await call("DELETE", f"{gone.url}/public-api/listings/1")
+    assert (unreachable.status, unreachable.body["errors"]) == (
+        503, ["listing service cannot be reached"])
