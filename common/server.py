@@ -37,7 +37,8 @@ def service_options(port: int, address: str) -> OptionParser:
     options.define("body_timeout", default=30.0, type=float,
                    help="seconds a client gets to send a request body")
     options.define("log_format", default="text", help="'text' for people, 'json' for machines")
-    options.define("internal_token", default=os.environ.get("INTERNAL_TOKEN", ""),
+    # The default is read after parsing, so that --help never prints the secret.
+    options.define("internal_token", default="",
                    help="shared secret between the services (default: $INTERNAL_TOKEN)")
     return options
 
@@ -45,6 +46,8 @@ def service_options(port: int, address: str) -> OptionParser:
 def parse(options: OptionParser, argv: Sequence[str] | None, service: str) -> OptionParser:
     """Parse the command line (fail fast on a bad value) and set up logging."""
     options.parse_command_line(list(argv) if argv is not None else None, final=True)
+    if not options.internal_token:
+        options.internal_token = os.environ.get("INTERNAL_TOKEN", "")
     configure_logging(service, options.log_format)
     return options
 

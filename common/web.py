@@ -38,6 +38,23 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A key given twice is refused, as a repeated form field or query parameter is, rather
+    # than silently keeping the last value.
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
 class InFlight:
     """Counts requests being handled, so a shutdown can wait for them to finish."""
 
@@ -133,18 +150,22 @@ class JsonHandler(RequestHandler):
     def form_fields(self) -> dict[str, str]:
         """A form-encoded body, one value per field."""
         try:
-            text = self._body_of(FORM).decode("ascii")
+            # curl -d 'name=Zoë' sends raw UTF-8 rather than percent-encoding it: accept both.
+            text = self._body_of(FORM).decode("utf-8")
         except UnicodeDecodeError:
-            raise ApiError(400, ["body: a form body must be ASCII (percent-encode the rest)"])
+            raise ApiError(400, ["body: is not valid UTF-8"])
         return _single_values(text, "body")
 
     def json_object(self) -> dict[str, Any]:
         """A JSON body that must be an object."""
         body = self._body_of(JSON)
         try:
-            value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+            value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant,
+                               object_pairs_hook=_object_without_repeats)
         except UnicodeDecodeError:
             raise ApiError(400, ["body: is not valid UTF-8"])
+        except _RepeatedKey as repeated:
+            raise ApiError(400, [f"{repeated.key}: is given more than once"])
         except (ValueError, RecursionError):
             raise ApiError(400, ["body: is not valid JSON"])
         if not isinstance(value, dict):
@@ -219,8 +240,9 @@ class ReadyHandler(JsonHandler):
         try:
             await self.check()
         except Exception as error:
-            log.warning("not ready: %s", error)
-            raise ApiError(503, [f"ready: {error}"]) from error
+            reason = "; ".join(error.errors) if isinstance(error, ApiError) else str(error)
+            log.warning("not ready: %s", reason)
+            raise ApiError(503, [f"ready: {reason}"]) from error
         self.render({"result": True})
 
 

@@ -143,19 +143,16 @@ def test_a_wrong_number_or_type_names_its_field(stack: Stack, field: str, value:
      "price: must be an integer from 1 to 9223372036854775807"),
     (b'{"user_id": 1, "listing_type": "rent", "price": -0}',
      "price: must be an integer from 1 to 9223372036854775807"),
-    (b'{"name": "a", "name": "b"}', None),  # the last one wins, as in every JSON parser
+    (b'{"name": "a", "name": "b"}', "name: is given more than once"),
     (b'[{"name": "x"}]', "body: must be a JSON object"),
     (b'"just a string"', "body: must be a JSON object"),
     (b'{"name": NaN}', "body: is not valid JSON"),
     (b'{"name": "\xc3\x28"}', "body: is not valid UTF-8"),
 ])
-def test_pathological_json(stack: Stack, data: bytes, error: str | None) -> None:
+def test_pathological_json(stack: Stack, data: bytes, error: str) -> None:
     path = "/public-api/listings" if b"price" in data else "/public-api/users"
     body = assert_client_error_or(send(stack.public.url + path, data), 201)
-    if error is None:
-        assert body["user"]["name"] == "b"
-    else:
-        assert body["errors"] == [error]
+    assert body["errors"] == [error]
 
 
 @PROPERTY

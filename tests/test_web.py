@@ -8,7 +8,7 @@ import pytest
 
 from checks import assert_error
 from common.web import JsonHandler, json_application
-from conftest import Served, call, serve_app, stop_app
+from conftest import Served, call, make_public, serve_app, stop_app
 
 
 class Boom(JsonHandler):
@@ -60,3 +60,43 @@ async def test_json_too_deep_or_too_long_is_a_400_not_a_500(public, body):
     reply = await call("POST", public.url + "/public-api/listings", body=body,
                        headers={"Content-Type": "application/json"})
     assert_error(reply, 400, "body:")
+
+
+@pytest.mark.gen_test
+async def test_a_raw_utf8_form_body_is_read_as_utf8(user_svc):
+    # What `curl -d 'name=Zoë'` sends: UTF-8 bytes, not percent-encoded.
+    made = await call("POST", user_svc.url + "/users", body="name=Zoë Ó Briain".encode(),
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert made.status == 201, made.body
+    assert made.body["user"]["name"] == "Zoë Ó Briain"
+
+
+@pytest.mark.gen_test
+async def test_a_form_body_that_is_not_utf8_is_a_400(user_svc):
+    reply = await call("POST", user_svc.url + "/users", body=b"name=\xff\xfe",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status == 400
+    assert reply.body == {"result": False, "errors": ["body: is not valid UTF-8"]}
+
+
+@pytest.mark.gen_test
+async def test_a_json_key_given_twice_is_a_400_naming_it(public):
+    reply = await call("POST", public.url + "/public-api/users", body='{"name": "a", "name": "b"}',
+                       headers={"Content-Type": "application/json"})
+    assert reply.status == 400
+    assert reply.body == {"result": False, "errors": ["name: is given more than once"]}
+
+
+@pytest.fixture
+def public_without_users(io_loop, listing_svc) -> Iterator[Served]:
+    from processes import free_port
+    served = make_public(io_loop, listing_svc.url, f"http://127.0.0.1:{free_port()}")
+    yield served
+    stop_app(io_loop, served)
+
+
+@pytest.mark.gen_test
+async def test_not_ready_names_the_service_that_is_down(public_without_users):
+    reply = await call("GET", public_without_users.url + "/ready")
+    assert reply.status == 503
+    assert reply.body == {"result": False, "errors": ["ready: user service cannot be reached"]}
