@@ -123,9 +123,17 @@ async def test_create_rejects_a_json_body(listing_svc):
 
 
 @pytest.mark.gen_test
-async def test_create_rejects_a_form_body_that_is_not_ascii(listing_svc):
+async def test_create_reads_a_raw_utf8_form_body_and_names_the_bad_field(listing_svc):
     reply = await call("POST", listing_svc.url + "/listings", body="user_id=1&listing_type=rént"
                        .encode("utf-8") + b"&price=1",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert_error(reply, 400, "listing_type:")
+
+
+@pytest.mark.gen_test
+async def test_create_rejects_a_form_body_that_is_not_utf8(listing_svc):
+    reply = await call("POST", listing_svc.url + "/listings",
+                       body=b"user_id=1&listing_type=r\xe9nt&price=1",
                        headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert_error(reply, 400, "body:")
 
