@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiosqlite
 from tornado.web import Application
 
 from common import validation as v
-from common.db import open_database
+from common.db import insert_many, open_database
 from common.server import app_settings, parse, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
@@ -63,6 +63,14 @@ class ListingStore:
         row = await cursor.fetchone()
         await cursor.close()
         return dict(row)
+
+    async def bulk_create(self, rows: Iterable[tuple[int, str, int, int]]) -> None:
+        """Insert (user_id, listing_type, price, created_at) rows at once, for seeding."""
+        await insert_many(
+            self.db,
+            "INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            ((user_id, kind, price, stamp, stamp) for user_id, kind, price, stamp in rows))
 
     async def page(self, page: v.Page, user_id: int | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE user_id = ?", [user_id]) if user_id is not None else ("", [])

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiosqlite
 from tornado.web import Application
 
 from common import validation as v
-from common.db import open_database
+from common.db import insert_many, open_database
 from common.errors import NotFound
 from common.server import app_settings, parse, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
@@ -60,6 +60,12 @@ class UserStore:
         row = await cursor.fetchone()
         await cursor.close()
         return dict(row)
+
+    async def bulk_create(self, rows: Iterable[tuple[str, int]]) -> None:
+        """Insert (name, created_at) rows at once, for seeding."""
+        await insert_many(
+            self.db, "INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)",
+            ((name, stamp, stamp) for name, stamp in rows))
 
     async def get(self, user_id: int) -> dict[str, Any]:
         rows = await self.db.execute_fetchall(
