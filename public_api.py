@@ -17,7 +17,7 @@ from tornado.web import Application
 from common import validation as v
 from common.downstream import ServiceClient, http_client
 from common.errors import ApiError
-from common.server import app_settings, parse, serve, service_options
+from common.server import app_settings, parse, run, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
 
@@ -178,4 +178,4 @@ async def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -17,13 +17,13 @@ rather than holding one. Tornado's default `AsyncHTTPClient` is left alone for o
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 
@@ -99,8 +99,8 @@ class ServiceClient:
         if response.code >= 500:
             raise self._fail(502, f"answered {response.code}", None)
         try:
-            body = json.loads(response.body)
-        except (ValueError, RecursionError):
+            body = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
             body = None
         if not isinstance(body, dict):
             raise self._fail(502, f"answered {response.code} with a body that is not JSON", None)
