@@ -39,6 +39,8 @@ def service_options(port: int, address: str) -> OptionParser:
     options.define("body_timeout", default=30.0, type=float,
                    help="seconds a client gets to send a request body")
     options.define("log_format", default="text", help="'text' for people, 'json' for machines")
+    options.define("log_batch_delay", default=0.05, type=float,
+                   help="seconds a log line may wait to be written with others (0: at once)")
     options.define("internal_token", default=os.environ.get("INTERNAL_TOKEN", ""),
                    help="shared secret between the services (default: $INTERNAL_TOKEN)")
     return options
@@ -47,7 +49,7 @@ def service_options(port: int, address: str) -> OptionParser:
 def parse(options: OptionParser, argv: Sequence[str] | None, service: str) -> OptionParser:
     """Parse the command line (fail fast on a bad value) and set up logging."""
     options.parse_command_line(list(argv) if argv is not None else None, final=True)
-    configure_logging(service, options.log_format)
+    configure_logging(service, options.log_format, batch_delay=options.log_batch_delay)
     return options
 
 
