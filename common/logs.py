@@ -66,16 +66,23 @@ class BatchingHandler(logging.handlers.MemoryHandler):
         super().__init__(capacity, flushLevel=logging.WARNING, target=target)
         self.delay = delay
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         super().emit(record)
-        if not self.buffer or self._timer is not None:
+        if not self.buffer:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        if self._timer is not None and self._timer_loop is loop:
+            return  # this batch's write is already scheduled
+        if loop is None or self._timer is not None:
+            # Off the loop, or a write scheduled on another loop (a closed one never runs it).
             self.flush()
             return
+        self._timer_loop = loop
         self._timer = loop.call_later(self.delay, self.flush)
 
     def flush(self) -> None:

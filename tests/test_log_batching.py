@@ -55,3 +55,15 @@ def test_a_line_logged_off_the_event_loop_is_written_at_once(batched: tuple[logg
     thread.start()
     thread.join()
     assert out.getvalue() == "- INFO from a thread\n"
+
+
+def test_a_batch_left_on_a_closed_loop_is_written_with_the_next_line(batched: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, out = batched
+
+    async def log_and_leave() -> None:
+        logger.info("left behind")
+
+    asyncio.run(log_and_leave())  # its loop closes before the delay is over
+    assert out.getvalue() == ""
+    asyncio.run(log_and_leave())
+    assert out.getvalue() == "- INFO left behind\n- INFO left behind\n"
