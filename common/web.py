@@ -31,7 +31,7 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def dumps(body: Any) -> bytes:
-    """The JSON encoding of every response body: compact UTF-8, by orjson (the bench: ~5%)."""
+    """The JSON encoding of every response body: compact UTF-8, by orjson (the bench: up to 15%)."""
     try:
         return orjson.dumps(body)
     except orjson.JSONEncodeError:
