@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test clean
+.PHONY: install run test bench clean
 
 install: $(INSTALLED)
 
@@ -19,6 +19,12 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The services under wrk load; prints a table, writes bench/results/*.json. wrk comes from
+# Debian's packages, installed only when absent. BENCH_ARGS passes options (--help lists them).
+bench: install
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -13,14 +13,13 @@ import os
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from tornado.httpclient import AsyncHTTPClient
 from tornado.web import Application
 
 from common import validation as v
-from common.downstream import ServiceClient, configure_http_client
+from common.downstream import ServiceClient, http_client
 from common.errors import ApiError
 from common.openapi import docs_routes, openapi_route
-from common.server import app_settings, parse, serve, service_options
+from common.server import app_settings, parse, run, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
 log = logging.getLogger(__name__)
@@ -248,15 +247,14 @@ async def main(argv: Sequence[str] | None = None) -> None:
     options.define("downstream_timeout", default=5.0, type=float,
                    help="seconds a whole call to a service may take before answering 504")
     parse(options, argv, "public")
-    configure_http_client()
     settings = app_settings(options)
     settings["internal_token"] = ""  # the token is what we send downstream, not what we ask for
     try:
         await serve(make_app(make_portal(options), **settings), options)
     finally:
-        AsyncHTTPClient().close()
+        http_client().close()
         log.info("closed the downstream HTTP client")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -7,19 +7,18 @@ Internal: it listens on loopback by default and speaks form-encoded bodies, JSON
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiosqlite
 from tornado.web import Application
 
 from common import validation as v
-from common.db import open_database
+from common.db import insert_many, open_database
 from common.errors import NotFound
 from common.openapi import openapi_route
-from common.server import app_settings, parse, serve, service_options
+from common.server import app_settings, parse, run, serve, service_options
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
 SCHEMA = """
@@ -53,14 +52,18 @@ class UserStore:
 
     async def create(self, name: str) -> dict[str, Any]:
         stamp = now_us()
-        cursor = await self.db.execute(
+        rows = await self.db.execute_fetchall(  # one trip to the database thread, as listings'
             f"INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)"
             f" RETURNING {COLUMNS}",
             (name, stamp, stamp),
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        return dict(row)
+        return dict(rows[0])
+
+    async def bulk_create(self, rows: Iterable[tuple[str, int]]) -> None:
+        """Insert (name, created_at) rows at once, for seeding."""
+        await insert_many(
+            self.db, "INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)",
+            ((name, stamp, stamp) for name, stamp in rows))
 
     async def get(self, user_id: int) -> dict[str, Any]:
         rows = await self.db.execute_fetchall(
@@ -161,4 +164,4 @@ async def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

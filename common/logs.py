@@ -5,9 +5,11 @@ follows that request through every await, including into the access log line.
 """
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
+import logging.handlers
 import sys
 from typing import TYPE_CHECKING
 
@@ -50,14 +52,63 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(service)s [%(request_id)s] %(name)s: %(message)s"
 
 
-def configure_logging(service: str, log_format: str = "text", level: int = logging.INFO) -> None:
-    """Send every log line to stderr in the chosen format ("text" or "json")."""
+class BatchingHandler(logging.handlers.MemoryHandler):
+    """Hands lines to `target` in batches: every `capacity` lines, at once for a WARNING or
+    worse, and at the latest `delay` seconds after the first line of a batch.
+
+    Whoever reads our stderr pays per wake-up: under `make run`, honcho spent ~0.2 ms of CPU
+    per access line written one by one, a fifth of a public request's cost; in batches it
+    spends less than half of that (`make bench`). A line waits at most `delay`; one logged
+    off the event loop (start-up, another thread) is written at once.
+    """
+
+    def __init__(self, target: logging.Handler, delay: float, capacity: int = 64) -> None:
+        super().__init__(capacity, flushLevel=logging.WARNING, target=target)
+        self.delay = delay
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if not self.buffer:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if self._timer is not None and self._timer_loop is loop:
+            return  # this batch's write is already scheduled
+        if loop is None or self._timer is not None:
+            # Off the loop, or a write scheduled on another loop (a closed one never runs it).
+            self.flush()
+            return
+        self._timer_loop = loop
+        self._timer = loop.call_later(self.delay, self.flush)
+
+    def flush(self) -> None:
+        with self.lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            super().flush()
+
+
+def configure_logging(service: str, log_format: str = "text", level: int = logging.INFO,
+                      batch_delay: float = 0.0) -> None:
+    """Send every log line to stderr in the chosen format ("text" or "json").
+
+    With `batch_delay` > 0, lines are written in batches (see `BatchingHandler`).
+    """
     if log_format not in ("text", "json"):
         raise ValueError(f"--log_format must be 'text' or 'json', not {log_format!r}")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RequestIdFilter(service))
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    if batch_delay > 0:
+        handler = BatchingHandler(handler, batch_delay)
+    handler.addFilter(_RequestIdFilter(service))  # outermost: it reads the request's context
     root = logging.getLogger()
+    for old in root.handlers:
+        old.flush()
     root.handlers[:] = [handler]
     root.setLevel(level)
 

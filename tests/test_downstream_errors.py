@@ -172,7 +172,7 @@ async def test_an_answer_too_large_is_a_502(fake_listings, fake):
     fake.answers(200, b'{"result": true, "listings": [], "pad": "' + b"x" * (9 * 1024 * 1024)
                  + b'"}')
     reply = await call("GET", fake_listings.url + "/public-api/listings")
-    assert reply.body["errors"] == ["listing service answered with a body that could not be read"]
+    assert reply.body["errors"] == ["listing service gave an answer that could not be read"]
     assert_error(reply, 502, "listing service")
 
 

@@ -1,0 +1,245 @@
+"""`make bench`: seed, start the services as `make run` does, load them with wrk, report.
+
+    .venv/bin/python -m bench.run [--seconds 10] [--only public_p10,public_post] [--scale 1000000]
+
+Every figure is also written as JSON to bench/results/. Throughput is compared with a
+hello-world Tornado handler measured in the same run, so runs on different (or busy)
+machines stay comparable as ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.load import AccessLog, Load, ProcessCpu, run_wrk
+from bench.seed import count_listings, seed
+from tests.processes import Trio, start_service, start_trio
+
+RESULTS = Path(__file__).with_name("results")
+TARGETS = {"public_p10": 0.25, "public_post": 0.12}  # share of the hello-world ceiling
+P99_TARGET_MS = 30.0
+SCALE_TARGET = 1.3
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    what: str
+    target: str  # "hello", "public" or "listing": which process the URL points at
+    path: str
+    mode: str = ""
+
+
+SCENARIOS = [
+    Scenario("hello", "hello-world JSON handler (ceiling)", "hello", "/"),
+    Scenario("public_p10", "GET /public-api/listings?page_size=10", "public",
+             "/public-api/listings?page_size=10"),
+    Scenario("public_p50", "GET /public-api/listings?page_size=50", "public",
+             "/public-api/listings?page_size=50"),
+    Scenario("public_user", "GET /public-api/listings?user_id=<random>", "public",
+             "/public-api/listings?page_size=10", "user"),
+    Scenario("listing_direct", "GET /listings (listing service)", "listing", "/listings"),
+    Scenario("public_post", "POST /public-api/listings", "public", "/public-api/listings",
+             "post"),
+    Scenario("hello_again", "hello-world again (drift check)", "hello", "/"),
+]
+SCALE_PAGES = (1, 500)
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg()}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, trio: Trio, hello_url: str, cpu: ProcessCpu,
+                 folder: Path) -> None:
+        self.args, self.trio, self.cpu, self.folder = args, trio, cpu, folder
+        self.urls = {"hello": hello_url, "public": trio.public_url, "listing": trio.listing_url}
+        self.log = AccessLog(trio.honcho.log_path)
+
+    def load(self, scenario: Scenario, seconds: float) -> Load:
+        return Load(self.urls[scenario.target] + scenario.path, seconds,
+                    self.args.connections, scenario.mode, self.args.users)
+
+    def run(self, scenario: Scenario) -> dict[str, Any]:
+        print(f"  {scenario.name:<15} warm-up {self.args.warmup:g}s, "
+              f"measure {self.args.seconds:g}s ...", flush=True)
+        run_wrk(self.load(scenario, self.args.warmup))
+        time.sleep(0.3)
+        listings_before = count_listings(self.folder / "listings.db")
+        self.log.mark()
+        cpu_before = self.cpu.sample()
+        result = run_wrk(self.load(scenario, self.args.seconds))
+        cpu_after = self.cpu.sample()
+        time.sleep(0.5)  # the last requests' access lines and inserts land
+        result.update(scenario=scenario.name, what=scenario.what,
+                      rps=result["requests"] / (result["duration_us"] / 1e6),
+                      errors=result["non_2xx"] + result["socket_errors"] + result["timeouts"])
+        requests = max(result["requests"], 1)
+        result["cpu_ms_per_request"] = {
+            label: round(1000 * (cpu_after[label] - cpu_before.get(label, 0.0)) / requests, 3)
+            for label in cpu_after if cpu_after[label] - cpu_before.get(label, 0.0) > 0.005}
+        result["cpu_ms_per_request"]["wrk"] = round(1000 * result["wrk_cpu_s"] / requests, 3)
+        if scenario.target == "public":
+            seen = self.log.count_since_mark()
+            public = max(seen.get("public", 0), 1)
+            result["user_calls_per_request"] = round(seen.get("user", 0) / public, 3)
+            result["listing_calls_per_request"] = round(seen.get("listing", 0) / public, 3)
+        if scenario.mode == "post":
+            created = count_listings(self.folder / "listings.db") - listings_before
+            result["created"] = created
+            result["lost"] = max(0, result["ok"] - created)  # acknowledged but not stored
+        return result
+
+    def latency(self, label: str) -> dict[str, Any]:
+        """Page latency at concurrency 1: cost of one request, not of queueing."""
+        figures = {}
+        for page in SCALE_PAGES:
+            url = f"{self.trio.public_url}/public-api/listings?page_num={page}&page_size=10"
+            run_wrk(Load(url, 1, 1))
+            summary = run_wrk(Load(url, self.args.scale_seconds, 1))
+            figures[f"page_{page}"] = {"p50_ms": summary["p50_us"] / 1000,
+                                       "p99_ms": summary["p99_us"] / 1000,
+                                       "requests": summary["requests"],
+                                       "errors": summary["non_2xx"] + summary["socket_errors"]}
+        print(f"  latency with {label}: " + ", ".join(
+            f"page {p}: p50 {figures[f'page_{p}']['p50_ms']:.2f} ms" for p in SCALE_PAGES))
+        return figures
+
+
+def started(folder: Path, args: argparse.Namespace, listings: int,
+            work: Callable[[Trio], Any]) -> Any:
+    """Seed `folder`, start the trio on it, run `work(trio)`, stop the trio."""
+    print(f"seeding {args.users:,} users and {listings:,} listings into {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    seed(folder, args.users, listings)
+    trio = start_trio(folder)
+    try:
+        return work(trio)
+    finally:
+        trio.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured run per scenario")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up per scenario")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--listings", type=int, default=10_000)
+    parser.add_argument("--scale", type=int, default=1_000_000,
+                        help="listings for the scale run (0 skips it)")
+    parser.add_argument("--scale_seconds", type=float, default=4.0)
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--tag", default="", help="label for this run in the results file name")
+    args = parser.parse_args()
+    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")
+              or s.target == "hello"]
+    report: dict[str, Any] = {"machine": machine(), "settings": vars(args), "scenarios": [],
+                              "scale": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                    time.gmtime())}
+    print(f"machine: {report['machine']['cpus']} cores, {report['machine']['cpu_model']}, "
+          f"load average {report['machine']['load_average_at_start'][0]:.2f}")
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    hello = start_service("bench/hello.py", folder)
+    try:
+        def main_run(trio: Trio) -> None:
+            cpu = ProcessCpu(trio.honcho.popen.pid, hello.process.popen.pid)
+            bench = Bench(args, trio, hello.url, cpu, folder / "main")
+            for scenario in chosen:
+                report["scenarios"].append(bench.run(scenario))
+            if args.scale:
+                report["scale"][f"{args.listings}"] = bench.latency(f"{args.listings:,} listings")
+
+        started(folder / "main", args, args.listings, main_run)
+        if args.scale:
+            def scale_run(trio: Trio) -> None:
+                bench = Bench(args, trio, hello.url, ProcessCpu(), folder / "scale")
+                report["scale"][f"{args.scale}"] = bench.latency(f"{args.scale:,} listings")
+
+            started(folder / "scale", args, args.scale, scale_run)
+    finally:
+        hello.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    print_report(report, args)
+    save(report, args.tag)
+
+
+def ceiling(report: dict[str, Any]) -> float:
+    return max(r["rps"] for r in report["scenarios"] if r["scenario"].startswith("hello"))
+
+
+def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
+    top = ceiling(report)
+    print(f"\nconcurrency {args.connections}, {args.seconds:g}s per scenario, "
+          f"ceiling = best hello-world run = {top:,.0f} req/s")
+    head = (f"{'scenario':<42} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'errors':>6} {'user/req':>8} {'lost':>5} {'svc cpu ms/req':>14}")
+    print(head)
+    print("-" * len(head))
+    for r in report["scenarios"]:
+        r["ratio"] = round(r["rps"] / top, 3)
+        cpu = sum(v for k, v in r["cpu_ms_per_request"].items() if k != "wrk")
+        print(f"{r['what']:<42} {r['rps']:>8,.0f} {r['ratio']:>6.3f} {r['p50_us'] / 1000:>7.2f} "
+              f"{r['p99_us'] / 1000:>7.2f} {r['errors']:>6} "
+              f"{r.get('user_calls_per_request', '-'):>8} {r.get('lost', '-'):>5} {cpu:>14.3f}")
+    if report["scale"]:
+        print("\nscale, concurrency 1, GET /public-api/listings?page_size=10")
+        for listings, pages in report["scale"].items():
+            print(f"  {int(listings):>9,} listings: " + ", ".join(
+                f"page_num={p[5:]} p50 {v['p50_ms']:.2f} ms p99 {v['p99_ms']:.2f} ms"
+                for p, v in pages.items()))
+    report["targets"] = targets(report, top, args)
+    print("\ntargets:")
+    for name, (ok, detail) in report["targets"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}: {detail}")
+
+
+def targets(report: dict[str, Any], top: float, args: argparse.Namespace
+            ) -> dict[str, tuple[bool, str]]:
+    by_name = {r["scenario"]: r for r in report["scenarios"]}
+    checks: dict[str, tuple[bool, str]] = {}
+    if "public_p10" in by_name:
+        r = by_name["public_p10"]
+        checks["public_p10"] = (
+            r["ratio"] >= TARGETS["public_p10"] and r["p99_us"] / 1000 < P99_TARGET_MS
+            and r["errors"] == 0,
+            f"ratio {r['ratio']:.3f} >= {TARGETS['public_p10']}, p99 {r['p99_us'] / 1000:.1f} ms"
+            f" < {P99_TARGET_MS:g}, errors {r['errors']} == 0")
+    if "public_post" in by_name:
+        r = by_name["public_post"]
+        checks["public_post"] = (
+            r["ratio"] >= TARGETS["public_post"] and r["errors"] == 0 and r["lost"] == 0,
+            f"ratio {r['ratio']:.3f} >= {TARGETS['public_post']}, errors {r['errors']} == 0,"
+            f" lost {r['lost']} == 0")
+    if len(report["scale"]) == 2:
+        small, big = (report["scale"][k]["page_1"]["p50_ms"] for k in report["scale"])
+        checks["scale"] = (big <= SCALE_TARGET * small,
+                           f"page 1 p50 {big:.2f} ms with {args.scale:,} <= {SCALE_TARGET} x "
+                           f"{small:.2f} ms with {args.listings:,}")
+    return checks
+
+
+def save(report: dict[str, Any], tag: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    name = time.strftime("%Y%m%dT%H%M%S") + (f"-{tag}" if tag else "") + ".json"
+    for path in (RESULTS / name, RESULTS / "latest.json"):
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {RESULTS / name} (and latest.json)")
+
+
+if __name__ == "__main__":
+    main()
