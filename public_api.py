@@ -119,7 +119,7 @@ def _shape(value: Any, kind: type, what: str) -> Any:
 def _user(value: Any) -> dict:
     """A user object from the user service, checked enough to index and stitch it."""
     user = _shape(value, dict, "user")
-    if isinstance(user.get("id"), bool) or not isinstance(user.get("id"), int):
+    if not _is_id(user.get("id")):
         raise ApiError(502, ["a downstream service answered a malformed 'user'"])
     return user
 
