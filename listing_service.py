@@ -74,7 +74,8 @@ class ListingStore:
 
     async def create(self, user_id: int, listing_type: str, price: int) -> dict[str, Any]:
         stamp = now_us()
-        # One trip to the database thread, not three (execute, fetchone, close): the bench's POST.
+        # Writes with RETURNING use execute_fetchall: one trip to the database thread, not
+        # three (execute, fetchone, close); the bench's POST measured it.
         rows = await self.db.execute_fetchall(
             f"INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
             f" VALUES (?, ?, ?, ?, ?) RETURNING {COLUMNS}",
@@ -104,30 +105,23 @@ class ListingStore:
             raise ValueError(f"update takes some of {EDITABLE_COLUMNS}, not {list(changes)}")
         assignments = "".join(f"{column} = ?, " for column in columns)
         # max(): updated_at grows even if the clock steps back or two writes share a microsecond.
-        cursor = await self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"UPDATE listings SET {assignments}updated_at = max(?, updated_at + 1)"
             f" WHERE id = ? RETURNING {COLUMNS}",
             (*(changes[column] for column in columns), now_us(), listing_id),
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        if row is None:
+        if not rows:
             raise NotFound("listing", listing_id)
-        return dict(row)
+        return dict(rows[0])
 
     async def delete(self, listing_id: int) -> None:
-        cursor = await self.db.execute(
+        rows = await self.db.execute_fetchall(
             "DELETE FROM listings WHERE id = ? RETURNING id", (listing_id,))
-        row = await cursor.fetchone()
-        await cursor.close()
-        if row is None:
+        if not rows:
             raise NotFound("listing", listing_id)
 
-    async def page(self, page: v.Page, user_id: int | None = None,
-                   **filters: Any) -> list[dict[str, Any]]:
+    async def page(self, page: v.Page, **filters: Any) -> list[dict[str, Any]]:
         """One page, newest first, of the listings matching every filter given."""
-        if user_id is not None:
-            filters["user_id"] = user_id
         rows = await self.db.execute_fetchall(*self.page_query(page, **filters))
         return [dict(row) for row in rows]
 

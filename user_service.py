@@ -52,7 +52,7 @@ class UserStore:
 
     async def create(self, name: str) -> dict[str, Any]:
         stamp = now_us()
-        rows = await self.db.execute_fetchall(  # one trip to the database thread, as listings'
+        rows = await self.db.execute_fetchall(  # one trip to the database thread, see listings
             f"INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)"
             f" RETURNING {COLUMNS}",
             (name, stamp, stamp),
@@ -75,16 +75,14 @@ class UserStore:
     async def update(self, user_id: int, name: str) -> dict[str, Any]:
         """Rename a user; updated_at moves forward, created_at stays."""
         # max(): updated_at grows even if the clock steps back or two writes share a microsecond.
-        cursor = await self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"UPDATE users SET name = ?, updated_at = max(?, updated_at + 1) WHERE id = ?"
             f" RETURNING {COLUMNS}",
             (name, now_us(), user_id),
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        if row is None:
+        if not rows:
             raise NotFound("user", user_id)
-        return dict(row)
+        return dict(rows[0])
 
     async def many(self, ids: list[int]) -> list[dict[str, Any]]:
         """The users among `ids` that exist, in the order of `ids`."""
