@@ -50,3 +50,20 @@ def test_make_run_serves_a_user_and_a_listing_and_stops_cleanly(tmp_path: Path):
         assert re.search(rf"{name}\.1 stopped \(rc=0\)", log), log
     assert log.count("common.server: stopped") == 3, log
     assert "Traceback" not in log, log
+
+
+def test_the_procfile_entries_run_alone_as_a_supervisor_would_run_them(tmp_path: Path):
+    # What `make bench` starts: each Procfile command in its own process, output to a file.
+    trio = start_trio(tmp_path, honcho=False)
+    try:
+        assert [p.popen.args[:2] for p in trio.processes] == [["/bin/sh", "-c"]] * 3
+        status, created = http("POST", trio.public_url + "/public-api/users", {"name": "Ann"})
+        assert status == 201, created
+        assert http("GET", f"{trio.user_url}/users/{created['user']['id']}") == (
+            200, {"result": True, "user": created["user"]})
+    finally:
+        code = trio.stop()
+    log = trio.output()
+    assert code == 0, log  # each service's own exit code: no honcho in between
+    assert log.count("common.server: stopped") == 3, log
+    assert re.search(r"INFO\s+public \[\w+\] tornado\.access: POST /public-api/users 201 ", log), log
