@@ -71,9 +71,10 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
     IOLoop (the arguments count only on first construction), unless `force_instance=True`.
     """
 
-    def initialize(self, max_clients: int = 100, max_body_size: int = 100 * 1024 * 1024,  # type: ignore[override]
-                   max_header_size: int = 65536, max_idle_per_host: int = 64,
-                   idle_timeout: float = 30.0, defaults: dict[str, Any] | None = None) -> None:
+    def initialize(  # type: ignore[override]
+            self, max_clients: int = 100, max_body_size: int = 100 * 1024 * 1024,
+            max_header_size: int = 65536, max_idle_per_host: int = 64,
+            idle_timeout: float = 30.0, defaults: dict[str, Any] | None = None) -> None:
         """`max_clients` calls run at once, the rest wait (their wait counts against their
         timeout); `idle_timeout` must stay below the servers' own idle timeout."""
         super().initialize(defaults=defaults)
@@ -121,7 +122,7 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
             except TimeoutError:
                 raise HTTPTimeoutError("Timeout in request queue") from None
             try:
-                answer = await self._send(request, address, target, start, deadline)
+                answer = await self._send(request, address, target, deadline)
             finally:
                 self._slots.release()
         except StreamClosedError as error:
@@ -135,7 +136,7 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
                             effective_url=request.url, request_time=self.io_loop.time() - start,
                             start_time=wall)
 
-    async def _send(self, request: HTTPRequest, address: Address, target: str, start: float,
+    async def _send(self, request: HTTPRequest, address: Address, target: str,
                     deadline: float | None) -> _Answer:
         headers = request.headers
         if "Host" not in headers:
@@ -150,16 +151,20 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
             except _Stale as stale:
                 if request.method not in IDEMPOTENT:
                     raise stale.error from None
-        stream = await self._connect(address, request, start)
+        stream = await self._connect(address, request, deadline)
         try:
             return await self._exchange(stream, address, head, request, deadline)
         except _Stale as stale:  # a fresh connection is never retried
             raise stale.error from None
 
-    async def _connect(self, address: Address, request: HTTPRequest, start: float) -> IOStream:
-        # As SimpleAsyncHTTPClient: the connect timeout, capped by the total one.
-        timeouts = [t for t in (request.connect_timeout, request.request_timeout) if t]
-        timeout = start + min(timeouts) - self.io_loop.time() if timeouts else None
+    async def _connect(self, address: Address, request: HTTPRequest, deadline: float | None
+                       ) -> IOStream:
+        # The connect timeout, from now (a retry's connect gets its full time), capped by the
+        # total one as in SimpleAsyncHTTPClient.
+        now = self.io_loop.time()
+        ends = [end for end in (request.connect_timeout and now + request.connect_timeout,
+                                deadline) if end]
+        timeout = max(min(ends) - now, 0) if ends else None
         try:
             stream = await self._tcp.connect(*address, timeout=timeout)
         except TimeoutError as error:

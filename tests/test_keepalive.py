@@ -163,7 +163,7 @@ async def test_a_post_with_a_body_then_a_get_on_the_same_connection(
     assert server.requests == [(1, "POST"), (1, "GET")]
 
 
-# --- the server closes a kept connection ---------------------------------------------------------
+# --- the server closes a kept connection ------------------------------------------------------
 
 def drops_the_second_request(served: int, method: str) -> bytes | None:
     """Answers once per connection, then closes as the next request arrives: the race of a
@@ -252,7 +252,7 @@ async def test_connections_idle_longer_than_the_limit_are_closed(scripted: Any) 
         client.close()
 
 
-# --- answers that end the connection --------------------------------------------------------------
+# --- answers that end the connection ----------------------------------------------------------
 
 @pytest.mark.gen_test
 async def test_a_connection_close_answer_is_not_reused(scripted: Any,
@@ -327,7 +327,7 @@ async def test_a_timeout_while_reading_a_body_up_to_close_is_a_timeout(
 @pytest.mark.gen_test
 async def test_a_get_is_not_resent_once_part_of_an_answer_came(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(lambda served, method: answer() if served == 0 else Cut(b"HTTP/1.1 2"))
+    server, url = scripted(lambda served, method: Cut(b"HTTP/1.1 2") if served else answer())
     await client.fetch(url + "/users/1")
     with pytest.raises(HTTPStreamClosedError):
         await client.fetch(url + "/users/1", raise_error=False)
@@ -344,7 +344,7 @@ async def test_garbage_fails_and_is_never_resent(scripted: Any,
     assert client.idle_connections(address(url)) == 0
 
 
-# --- what it refuses, and close() ---------------------------------------------------------------
+# --- what it refuses, and close() -------------------------------------------------------------
 
 @pytest.mark.gen_test
 async def test_a_refused_connect_raises_the_os_error(client: KeepAliveHTTPClient) -> None:
