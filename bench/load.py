@@ -2,7 +2,7 @@
 
 - `run_wrk` runs wrk in its own process with `wrk.lua` and returns its JSON summary;
 - `ProcessCpu` reads the CPU time of the services (and honcho, and wrk) from /proc;
-- `AccessLog` counts the access-log lines each service wrote, from honcho's combined log,
+- `AccessLog` counts the access-log lines each service wrote, from the services' combined log,
   which is how the bench knows how many requests the user service got per public request.
 """
 from __future__ import annotations
@@ -96,11 +96,13 @@ class ProcessCpu:
         return totals
 
 
-_ACCESS = re.compile(r"^\S+ (\w+)\.\d+\s*\|.* tornado\.access: ")
+# The text format's "<level> <service> [<request id>] tornado.access:" (behind honcho's prefix
+# when honcho relays it).
+_ACCESS = re.compile(r" (?:INFO|WARNING|ERROR)\s+(\w+) \[[^\]]*\] tornado\.access: ")
 
 
 class AccessLog:
-    """Counts access-log lines per service in honcho's log, from a remembered position on."""
+    """Counts access-log lines per service in a log, from a remembered position on."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -114,7 +116,7 @@ class AccessLog:
         with open(self.path, "rb") as log:
             log.seek(self.offset)
             for raw in log:
-                match = _ACCESS.match(raw.decode("utf-8", "replace"))
+                match = _ACCESS.search(raw.decode("utf-8", "replace"))
                 if match:
                     counts[match.group(1)] = counts.get(match.group(1), 0) + 1
         return counts

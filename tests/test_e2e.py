@@ -44,7 +44,7 @@ def test_make_run_serves_a_user_and_a_listing_and_stops_cleanly(tmp_path: Path):
     finally:
         code = trio.stop()
 
-    log = trio.honcho.output()
+    log = trio.output()
     assert code == HONCHO_TERMINATED, log
     for name in ("listing", "user", "public"):
         assert re.search(rf"{name}\.1 stopped \(rc=0\)", log), log
