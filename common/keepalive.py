@@ -82,6 +82,9 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
         """`max_clients` calls run at once, the rest wait (their wait counts against their
         timeout); `idle_timeout` must stay below the servers' own idle timeout."""
         super().initialize(defaults=defaults)
+        for option in _UNSUPPORTED:
+            if self.defaults.get(option):
+                raise ValueError(f"KeepAliveHTTPClient does not support {option}")
         self.max_clients = max_clients
         self.max_body_size = max_body_size
         self.max_header_size = max_header_size
@@ -424,13 +427,17 @@ def _bytes_buffered(stream: IOStream) -> bool:
 
 def _request_bytes(request: HTTPRequest) -> tuple[Address, bytes]:
     """(host, port) to connect to, and the request as the bytes to write."""
+    # fetch() wraps the request in a proxy that looks each attribute up in the client's
+    # defaults too; initialize() refused these in defaults, so ask the request itself (faster).
+    own = getattr(request, "request", request)
     for option in _UNSUPPORTED:
-        if getattr(request, option, None):
+        if getattr(own, option, None):
             raise ValueError(f"KeepAliveHTTPClient does not support {option}")
     url = urllib.parse.urlsplit(request.url)
     if url.scheme != "http":
         raise ValueError(f"KeepAliveHTTPClient calls plain http:// only, not {request.url!r}")
-    if url.hostname is None:
+    host = url.hostname
+    if host is None:
         raise ValueError(f"no host in {request.url!r}")
     if url.username is not None:
         raise ValueError("KeepAliveHTTPClient does not send credentials from the URL")
@@ -454,4 +461,4 @@ def _request_bytes(request: HTTPRequest) -> tuple[Address, bytes]:
         raise ValueError(f"CR or LF in the request line or a header: {bad!r}")
     request_line, _, header_lines = head.partition("\r\n")
     data = request_line.encode() + b"\r\n" + header_lines.encode("latin-1") + b"\r\n\r\n"
-    return ((url.hostname, url.port or 80), data + body if body else data)
+    return ((host, url.port or 80), data + body if body else data)
