@@ -17,9 +17,10 @@ loopback. Pool rules:
   `Connection: close`, a body not delimited by the close), the stream is kept, at most
   `max_idle_per_host` per host, newest reused first;
 - any error, a timeout, or an answer not read to its end closes it;
-- an idle stream the server closed is skipped when the pool is next used (IOStream watches
-  an idle connection for reads by itself, so a server's close is seen without asking), and
-  one idle longer than `idle_timeout` (below the services' 60 s idle_connection_timeout) is
+- an idle stream that the server closes drops out of the pool: each connection gets one
+  close callback when it is opened (set per use, it cost four Python calls per call and
+  no epoll update: IOStream keeps watching an idle stream for reads either way); one idle
+  longer than `idle_timeout` (below the services' 60 s idle_connection_timeout) is
   closed, so we never write to a connection the server is about to drop on purpose;
 - a reused stream that turns out dead before a single byte of the answer arrived (the
   server closed it just as we wrote) is retried once on a fresh connection, for idempotent
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -101,10 +103,10 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
     def close(self) -> None:
         """Close every idle connection; calls in flight close theirs when they end."""
         super().close()
-        for idle in self._idle.values():
+        pools, self._idle = self._idle.values(), {}
+        for idle in pools:
             for stream, _ in idle:
                 stream.close()
-        self._idle.clear()
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
@@ -117,8 +119,8 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
         task.add_done_callback(lambda done: callback(done.result()))
 
     def idle_connections(self, address: Address) -> int:
-        """How many open idle connections to `address` the pool holds (for tests and logs)."""
-        return sum(not stream.closed() for stream, _ in self._idle.get(address, ()))
+        """How many idle connections to `address` the pool holds (for tests and logs)."""
+        return len(self._idle.get(address, ()))
 
     async def _fetch(self, request: HTTPRequest) -> HTTPResponse:
         """Never raises: every failure becomes a 599 response carrying the error."""
@@ -203,6 +205,9 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
             stream.close()
             raise HTTPTimeoutError("Timeout while connecting")
         stream.set_nodelay(True)
+        # Once for the connection's life: it also makes IOStream watch the stream for reads
+        # while idle, so that a server's close is seen (and the stream leaves the pool).
+        stream.set_close_callback(functools.partial(self._forget, address, stream))
         return stream
 
     async def _exchange(self, call: _Call, stream: IOStream, address: Address, data: bytes,
@@ -237,8 +242,10 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
                 parser.feed_data(chunk)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade, _Refused) as error:
             stream.close()
-            reason = answer.refusal or str(error) or type(error).__name__
-            raise HTTPStreamClosedError(f"the answer could not be read: {reason}") from None
+            if not answer.complete:
+                reason = answer.refusal or str(error) or type(error).__name__
+                raise HTTPStreamClosedError(f"the answer could not be read: {reason}") from None
+            # Garbage after a complete answer: the answer stands, the connection goes.
         except BaseException:
             stream.close()
             raise
@@ -276,17 +283,20 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
         if self._sweep is None:
             self._sweep = self._loop.call_later(self.idle_timeout, self._close_expired)
 
+    def _forget(self, address: Address, stream: IOStream) -> None:
+        """The close callback of every connection: a closed one leaves the pool."""
+        for entry in self._idle.get(address, ()):
+            if entry[0] is stream:
+                self._idle[address].remove(entry)
+                break
+
     def _close_expired(self) -> None:
-        """Close the connections idle too long or closed by the server; runs while any idle."""
+        """Close the connections idle longer than `idle_timeout`; runs while any are idle."""
         self._sweep = None
         oldest_allowed = self._loop.time() - self.idle_timeout
-        for address, idle in self._idle.items():
-            kept = [(stream, since) for stream, since in idle
-                    if since >= oldest_allowed and not stream.closed()]
-            for stream, since in idle:
-                if since < oldest_allowed:
-                    stream.close()
-            self._idle[address] = collections.deque(kept)
+        for idle in self._idle.values():
+            while idle and idle[0][1] < oldest_allowed:
+                idle.popleft()[0].close()
         if any(self._idle.values()):
             self._sweep = self._loop.call_later(self.idle_timeout / 2, self._close_expired)
 
