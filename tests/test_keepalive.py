@@ -384,3 +384,187 @@ async def test_one_shared_client_per_io_loop() -> None:
     own = KeepAliveHTTPClient(force_instance=True)
     assert own is not http_client()
     own.close()
+
+
+# --- the request as written -------------------------------------------------------------------
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("request_options", [
+    {"headers": {"X-Request-ID": "abc\r\nX-Admin: yes"}},
+    {"headers": {"X-Request-ID": "abc\nX-Admin: yes"}},
+    {"headers": {"X-Admin: yes\r\nX-Request-ID": "abc"}},
+    {"method": "GET /admin HTTP/1.1\r\nX:", "allow_nonstandard_methods": True},
+], ids=["CRLF-in-a-value", "LF-in-a-value", "CRLF-in-a-name", "CRLF-in-the-request-line"])
+async def test_cr_or_lf_in_the_request_line_or_a_header_is_refused_unsent(
+        scripted: Any, client: KeepAliveHTTPClient, request_options: dict) -> None:
+    server, url = scripted(always(answer()))
+    with pytest.raises(ValueError, match="CR or LF"):
+        await client.fetch(HTTPRequest(url + "/users", **request_options), raise_error=False)
+    assert (server.connections, server.requests) == (0, [])
+
+
+@pytest.mark.gen_test
+async def test_the_request_carries_host_its_headers_and_a_content_length(
+        client: KeepAliveHTTPClient) -> None:
+    seen: list[bytes] = []
+
+    class Recorder(TCPServer):
+        async def handle_stream(self, stream: IOStream, address: Any) -> None:
+            head = await stream.read_until(b"\r\n\r\n")
+            seen.append(head + await stream.read_bytes(8))
+            await stream.write(answer())
+            stream.close()
+
+    sock, port = bind_unused_port()
+    server = Recorder()
+    server.add_sockets([sock])
+    try:
+        await client.fetch(f"http://127.0.0.1:{port}/users?x=1", method="PATCH", body="name=Ann",
+                           headers={"X-Request-ID": "r1", "Content-Length": "999"})
+    finally:
+        server.stop()
+    assert seen == [f"PATCH /users?x=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    "X-Request-Id: r1\r\nContent-Length: 8\r\n\r\nname=Ann".encode()]
+
+
+# --- answers llhttp frames --------------------------------------------------------------------
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 2000 OK", b"HTTP/1.1 OK 200",
+                                         b"HTTP/9.9 200 OK", b"ICY 200 OK", b"HTTP/1.1200 OK"])
+async def test_a_garbage_status_line_fails_and_closes_the_connection(
+        scripted: Any, client: KeepAliveHTTPClient, status_line: bytes) -> None:
+    server, url = scripted(always(status_line + b"\r\nContent-Length: 2\r\n\r\n{}"))
+    with pytest.raises(HTTPStreamClosedError, match="the answer could not be read"):
+        await client.fetch(url + "/users", raise_error=False)
+    assert client.idle_connections(address(url)) == 0
+    await eventually(lambda: server.ended == 1)
+
+
+def padded(head_size: int) -> bytes:
+    """An answer whose header section (status line to the blank line) is `head_size` bytes."""
+    bare = answer(b"{}", "X-Pad: ")
+    pad = head_size - (len(bare) - 2)
+    return answer(b"{}", "X-Pad: " + "p" * pad)
+
+
+@pytest.mark.gen_test
+async def test_a_header_section_over_the_limit_fails(scripted: Any) -> None:
+    server, url = scripted(lambda served, method: padded(300 if method == "GET" else 301))
+    client = KeepAliveHTTPClient(force_instance=True, max_header_size=300)
+    try:
+        assert (await client.fetch(url + "/users")).body == b"{}"  # exactly at the limit
+        with pytest.raises(HTTPStreamClosedError, match="max_header_size"):
+            await client.fetch(url + "/users", method="DELETE", raise_error=False)
+        assert client.idle_connections(address(url)) == 0
+        await eventually(lambda: server.ended == 1)
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test
+async def test_a_content_length_over_max_body_size_fails_before_the_body_comes(
+        scripted: Any) -> None:
+    # The server sends the head and then nothing: only the header can end the call early.
+    server, url = scripted(always(b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n"))
+    client = KeepAliveHTTPClient(force_instance=True, max_body_size=100)
+    try:
+        with pytest.raises(HTTPStreamClosedError, match="Content-Length over max_body_size"):
+            await client.fetch(url + "/huge", request_timeout=30, raise_error=False)
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test
+async def test_a_chunked_answer_with_connection_close_is_read_and_not_reused(
+        scripted: Any, client: KeepAliveHTTPClient) -> None:
+    # The server keeps its end open after the last chunk: only the header says close.
+    reply = answer(b"3\r\n{\"a\r\n4\r\n\": 1\r\n1\r\n}\r\n0\r\n\r\n",
+                   "Transfer-Encoding: chunked", "Connection: close")
+    server, url = scripted(always(reply))
+    for _ in range(2):
+        assert (await client.fetch(url + "/listings")).body == b'{"a": 1}'
+    assert client.idle_connections(address(url)) == 0
+    assert server.connections == 2
+
+
+@pytest.mark.gen_test
+async def test_304_and_head_answers_have_no_body_and_keep_the_connection(
+        scripted: Any, client: KeepAliveHTTPClient) -> None:
+    # Both carry the Content-Length of a body they do not send: waiting for it would hang.
+    not_modified = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"
+    server, url = scripted(lambda served, method: {"GET": not_modified, "HEAD": head}.get(
+        method, answer(b"{}")))
+    unchanged = await client.fetch(url + "/users/1", request_timeout=5, raise_error=False)
+    assert (unchanged.code, unchanged.body, unchanged.headers["Content-Length"]) == (
+        304, b"", "50")
+    headed = await client.fetch(url + "/users/1", method="HEAD", request_timeout=5)
+    assert (headed.code, headed.body) == (200, b"")
+    assert (await client.fetch(url + "/users/1", method="DELETE")).body == b"{}"
+    assert server.requests == [(1, "GET"), (1, "HEAD"), (1, "DELETE")]
+
+
+@pytest.mark.gen_test
+async def test_a_body_ended_by_the_close_is_complete_and_not_reused(
+        scripted: Any, client: KeepAliveHTTPClient) -> None:
+    server, url = scripted(always(Cut(b"HTTP/1.1 200 OK\r\n\r\n{\"user\": \"Ann\"}")))
+    for _ in range(2):
+        assert (await client.fetch(url + "/users/1")).body == b'{"user": "Ann"}'
+    assert server.connections == 2
+    assert client.idle_connections(address(url)) == 0
+
+
+@pytest.mark.gen_test
+async def test_an_interim_100_continue_is_skipped(scripted: Any,
+                                                  client: KeepAliveHTTPClient) -> None:
+    server, url = scripted(always(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(status="201 Created")))
+    for _ in range(2):
+        reply = await client.fetch(url + "/users", method="POST", body="name=Ann")
+        assert (reply.code, reply.reason, reply.body) == (201, "Created", b'{"user": "Ann"}')
+    assert server.connections == 1
+
+
+@pytest.mark.gen_test
+async def test_bytes_after_a_complete_answer_leave_it_standing_but_end_the_connection(
+        scripted: Any, client: KeepAliveHTTPClient) -> None:
+    server, url = scripted(lambda served, method: answer() + (b"junk" if method == "GET" else
+                                                              answer(b"{}")))
+    for method in ("GET", "DELETE"):
+        assert (await client.fetch(url + "/users/1", method=method)).body == b'{"user": "Ann"}'
+        assert client.idle_connections(address(url)) == 0
+    assert server.connections == 2
+
+
+# --- max_clients -------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_calls_beyond_max_clients_wait_for_a_slot(scripted: Any) -> None:
+    server, url = scripted(always(answer()))
+    client = KeepAliveHTTPClient(force_instance=True, max_clients=2)
+    try:
+        replies = await asyncio.gather(*(client.fetch(url + "/users") for _ in range(7)))
+        assert [reply.body for reply in replies] == [b'{"user": "Ann"}'] * 7
+        assert server.connections == 2  # two at a time: the others reused theirs
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test
+async def test_a_call_waiting_for_a_slot_times_out_there(scripted: Any) -> None:
+    server, url = scripted(always(answer()))
+    sock, port = bind_unused_port()  # a listening socket nobody accepts from: no answer ever
+    client = KeepAliveHTTPClient(force_instance=True, max_clients=1)
+    try:
+        stuck = client.fetch(f"http://127.0.0.1:{port}/slow", request_timeout=1,
+                             raise_error=False)
+        with pytest.raises(HTTPTimeoutError, match="Timeout in request queue"):
+            await client.fetch(url + "/users", request_timeout=0.2, raise_error=False)
+        with pytest.raises(HTTPTimeoutError):
+            await stuck
+        # The slot came back: a call now goes through.
+        assert (await client.fetch(url + "/users", method="DELETE")).code == 200
+        assert server.requests == [(1, "DELETE")]
+    finally:
+        client.close()
+        sock.close()
