@@ -360,7 +360,8 @@ class _Answer:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # llhttp has checked both against RFC 9110's grammar: no second check by HTTPHeaders.
-        name_text, value_text = name.decode("latin-1"), value.decode("latin-1")
+        # It drops the whitespace before a value, not after.
+        name_text, value_text = name.decode("latin-1"), value.decode("latin-1").rstrip(" \t")
         if name_text in self.headers:
             self.headers.add(name_text, value_text)
         else:
