@@ -463,6 +463,16 @@ async def test_a_header_section_over_the_limit_fails(scripted: Any) -> None:
 
 
 @pytest.mark.gen_test
+async def test_headers_as_tornado_parses_them(scripted: Any, client: KeepAliveHTTPClient) -> None:
+    server, url = scripted(always(answer(b"{}", "x-pad:  two words \t", "Set-Cookie: a=1",
+                                         "set-cookie: b=2")))
+    reply = await client.fetch(url + "/users")
+    assert reply.headers["X-Pad"] == "two words"
+    assert reply.headers.get_list("Set-Cookie") == ["a=1", "b=2"]
+    assert reply.headers["Content-Length"] == "2"
+
+
+@pytest.mark.gen_test
 async def test_a_content_length_over_max_body_size_fails_before_the_body_comes(
         scripted: Any) -> None:
     # The server sends the head and then nothing: only the header can end the call early.
