@@ -10,11 +10,10 @@ A downstream failure becomes an `ApiError` the public API can answer with direct
 
 The client is `common.keepalive.KeepAliveHTTPClient`, a tornado AsyncHTTPClient that keeps
 connections to the services alive and reuses them: tornado's default client opens one per
-call, and libcurl's (`CurlAsyncHTTPClient`, used before) cost about 0.17 ms of CPU per call
-in the public API in pycurl's callbacks into Python; a keep-alive prototype cost about a
-fifth of that and took the public API from ~900 to ~1,070 req/s (common/keepalive.py says
-more). Its failures are those of tornado's own client: `HTTPTimeoutError` (504), the
-`OSError` of a connect that failed (503), anything else without a usable answer (502).
+call, and libcurl's (`CurlAsyncHTTPClient`, used before) cost the public API more CPU per
+page (common/keepalive.py gives the measured figures). Its failures are those of tornado's
+own client: `HTTPTimeoutError` (504), the `OSError` of a connect that failed (503),
+anything else without a usable answer (502).
 Tornado keeps one client per IOLoop (and class), so each call looks it up with `http_client()`
 rather than holding one. Tornado's default `AsyncHTTPClient` is left alone for other uses
 (tests' own requests); `configure_http_client()` sizes it.

@@ -4,12 +4,18 @@ Why it exists: the public API makes two loopback calls to the services per page.
 own `SimpleAsyncHTTPClient` opens a new connection for every call (it sends `Connection:
 close`; client keep-alive is tornado issue #324), and `CurlAsyncHTTPClient` reuses
 connections but spends the public API's CPU in pycurl's callbacks into Python. A first
-version of this client, on tornado's `HTTP1Connection`, cost as much CPU as curl (about
-1.0 ms per page under `bench.run --only public_p10`): a profile put a fifth of the public
-API's CPU in `HTTP1Connection._read_message` and `HTTPHeaders.parse`. So this client
+version of this client, on tornado's `HTTP1Connection`, spent its time (profiled in the
+pipeline before this rewrite) in that class's parsing in Python and its per-call
+machinery. So this one
 writes each request as one buffer itself and hands the answer to `httptools` (llhttp, the
-parser of Node.js, in C): Content-Length, chunked, close-delimited bodies, 1xx, 204/304
-and garbage are llhttp's business, not ours. PERFORMANCE below gives the measured result.
+parser of Node.js, in C): Content-Length, chunked and close-delimited bodies, 1xx, 204/304
+and garbage are llhttp's business, not ours.
+
+Measured: `python -m bench.run --only public_p10 --scale 0 --seconds 6` (16 connections on
+GET /public-api/listings?page_size=10), three rounds alternating with main's curl client
+on a 2-core machine shared with other work. The public API's CPU per page: 0.855, 0.845,
+0.798 ms with this client against 1.262, 1.072, 0.977 ms with curl (medians 0.845 against
+1.072); 836, 874, 920 against 678, 771, 885 req/s.
 
 Plain http only, no redirects, no decompression, no proxies: it calls our own services on
 loopback. Pool rules:
@@ -18,8 +24,9 @@ loopback. Pool rules:
   `max_idle_per_host` per host, newest reused first;
 - any error, a timeout, or an answer not read to its end closes it;
 - an idle stream that the server closes drops out of the pool: each connection gets one
-  close callback when it is opened (set per use, it cost four Python calls per call and
-  no epoll update: IOStream keeps watching an idle stream for reads either way); one idle
+  close callback when it is opened (set and cleared per use, it cost about four Python
+  calls per call under cProfile and no epoll update: IOStream keeps watching an idle
+  stream for reads either way); one idle
   longer than `idle_timeout` (below the services' 60 s idle_connection_timeout) is
   closed, so we never write to a connection the server is about to drop on purpose;
 - a reused stream that turns out dead before a single byte of the answer arrived (the
@@ -33,9 +40,6 @@ of a connection lost mid-answer, `HTTPStreamClosedError` for an answer llhttp re
 (garbage), a header section over `max_header_size` or a body over `max_body_size`.
 A `ValueError` for a request this client will not send (CR or LF in its target or headers,
 https, credentials in the URL, options it does not implement).
-
-PERFORMANCE: see the module's git log and the report that introduced httptools for the
-A/B against curl; only figures measured there are quoted.
 """
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from common.downstream import ServiceClient, http_client
 from common.errors import ApiError
 from common.keepalive import KeepAliveHTTPClient
 
+MakeClient = Callable[..., KeepAliveHTTPClient]
 # What a test's server answers to the n-th request (from 0) on a connection, given its
 # method; None closes the connection without answering, a `Cut` closes it after writing.
 Script = Callable[[int, str], "bytes | None"]
@@ -92,10 +93,22 @@ def scripted(io_loop: IOLoop) -> Iterator[Callable[[Script], tuple[Scripted, str
 
 
 @pytest.fixture
-def client(io_loop: IOLoop) -> Iterator[KeepAliveHTTPClient]:
-    client = KeepAliveHTTPClient(force_instance=True)
-    yield client
-    client.close()
+def make_client(io_loop: IOLoop) -> Iterator[MakeClient]:
+    """Clients of the test's own, with the settings it gives, closed when it ends."""
+    clients: list[KeepAliveHTTPClient] = []
+
+    def make(**settings: Any) -> KeepAliveHTTPClient:
+        clients.append(KeepAliveHTTPClient(force_instance=True, **settings))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> KeepAliveHTTPClient:
+    return make_client()
 
 
 def address(url: str) -> tuple[str, int]:
@@ -141,15 +154,13 @@ async def test_concurrent_calls_open_as_many_connections_then_reuse_them(
 
 
 @pytest.mark.gen_test
-async def test_idle_connections_beyond_the_cap_are_closed(scripted: Any) -> None:
+async def test_idle_connections_beyond_the_cap_are_closed(
+        scripted: Any, make_client: MakeClient) -> None:
     server, url = scripted(always(answer()))
-    client = KeepAliveHTTPClient(force_instance=True, max_idle_per_host=2)
-    try:
-        await asyncio.gather(*(client.fetch(url + "/users") for _ in range(5)))
-        assert client.idle_connections(address(url)) == 2
-        await eventually(lambda: server.ended == 3)
-    finally:
-        client.close()
+    client = make_client(max_idle_per_host=2)
+    await asyncio.gather(*(client.fetch(url + "/users") for _ in range(5)))
+    assert client.idle_connections(address(url)) == 2
+    await eventually(lambda: server.ended == 3)
 
 
 @pytest.mark.gen_test
@@ -239,17 +250,15 @@ async def test_a_connection_the_server_closed_while_idle_leaves_the_pool(
 
 
 @pytest.mark.gen_test
-async def test_connections_idle_longer_than_the_limit_are_closed(scripted: Any) -> None:
+async def test_connections_idle_longer_than_the_limit_are_closed(
+        scripted: Any, make_client: MakeClient) -> None:
     server, url = scripted(always(answer()))
-    client = KeepAliveHTTPClient(force_instance=True, idle_timeout=0.1)
-    try:
-        await client.fetch(url + "/users")
-        await eventually(lambda: server.ended == 1)
-        assert client.idle_connections(address(url)) == 0
-        await client.fetch(url + "/users")
-        assert server.connections == 2
-    finally:
-        client.close()
+    client = make_client(idle_timeout=0.1)
+    await client.fetch(url + "/users")
+    await eventually(lambda: server.ended == 1)
+    assert client.idle_connections(address(url)) == 0
+    await client.fetch(url + "/users")
+    assert server.connections == 2
 
 
 # --- answers that end the connection ----------------------------------------------------------
@@ -282,21 +291,18 @@ async def test_chunked_and_204_answers_keep_the_connection(
 @pytest.mark.gen_test
 @pytest.mark.parametrize("framing", ["Content-Length", "chunked"])
 async def test_a_body_over_max_body_size_fails_and_closes_the_connection(
-        scripted: Any, framing: str) -> None:
+        scripted: Any, framing: str, make_client: MakeClient) -> None:
     big = b"x" * 101
     reply = (answer(big) if framing == "Content-Length" else
              answer(b"65\r\n" + big + b"\r\n0\r\n\r\n", "Transfer-Encoding: chunked"))
     server, url = scripted(lambda served, method: reply if method == "GET" else answer(b"{}"))
-    client = KeepAliveHTTPClient(force_instance=True, max_body_size=100)
-    try:
-        with pytest.raises(HTTPStreamClosedError):
-            await client.fetch(url + "/huge", raise_error=False)
-        assert client.idle_connections(address(url)) == 0
-        await eventually(lambda: server.ended == 1)
-        assert (await client.fetch(url + "/small", method="DELETE")).body == b"{}"
-        assert server.connections == 2
-    finally:
-        client.close()
+    client = make_client(max_body_size=100)
+    with pytest.raises(HTTPStreamClosedError):
+        await client.fetch(url + "/huge", raise_error=False)
+    assert client.idle_connections(address(url)) == 0
+    await eventually(lambda: server.ended == 1)
+    assert (await client.fetch(url + "/small", method="DELETE")).body == b"{}"
+    assert server.connections == 2
 
 
 @pytest.mark.gen_test
@@ -449,17 +455,15 @@ def padded(head_size: int) -> bytes:
 
 
 @pytest.mark.gen_test
-async def test_a_header_section_over_the_limit_fails(scripted: Any) -> None:
+async def test_a_header_section_over_the_limit_fails(
+        scripted: Any, make_client: MakeClient) -> None:
     server, url = scripted(lambda served, method: padded(300 if method == "GET" else 301))
-    client = KeepAliveHTTPClient(force_instance=True, max_header_size=300)
-    try:
-        assert (await client.fetch(url + "/users")).body == b"{}"  # exactly at the limit
-        with pytest.raises(HTTPStreamClosedError, match="max_header_size"):
-            await client.fetch(url + "/users", method="DELETE", raise_error=False)
-        assert client.idle_connections(address(url)) == 0
-        await eventually(lambda: server.ended == 1)
-    finally:
-        client.close()
+    client = make_client(max_header_size=300)
+    assert (await client.fetch(url + "/users")).body == b"{}"  # exactly at the limit
+    with pytest.raises(HTTPStreamClosedError, match="max_header_size"):
+        await client.fetch(url + "/users", method="DELETE", raise_error=False)
+    assert client.idle_connections(address(url)) == 0
+    await eventually(lambda: server.ended == 1)
 
 
 @pytest.mark.gen_test
@@ -474,15 +478,12 @@ async def test_headers_as_tornado_parses_them(scripted: Any, client: KeepAliveHT
 
 @pytest.mark.gen_test
 async def test_a_content_length_over_max_body_size_fails_before_the_body_comes(
-        scripted: Any) -> None:
+        scripted: Any, make_client: MakeClient) -> None:
     # The server sends the head and then nothing: only the header can end the call early.
     server, url = scripted(always(b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n"))
-    client = KeepAliveHTTPClient(force_instance=True, max_body_size=100)
-    try:
-        with pytest.raises(HTTPStreamClosedError, match="Content-Length over max_body_size"):
-            await client.fetch(url + "/huge", request_timeout=30, raise_error=False)
-    finally:
-        client.close()
+    client = make_client(max_body_size=100)
+    with pytest.raises(HTTPStreamClosedError, match="Content-Length over max_body_size"):
+        await client.fetch(url + "/huge", request_timeout=30, raise_error=False)
 
 
 @pytest.mark.gen_test
@@ -549,22 +550,21 @@ async def test_bytes_after_a_complete_answer_leave_it_standing_but_end_the_conne
 # --- max_clients -------------------------------------------------------------------------------
 
 @pytest.mark.gen_test
-async def test_calls_beyond_max_clients_wait_for_a_slot(scripted: Any) -> None:
+async def test_calls_beyond_max_clients_wait_for_a_slot(
+        scripted: Any, make_client: MakeClient) -> None:
     server, url = scripted(always(answer()))
-    client = KeepAliveHTTPClient(force_instance=True, max_clients=2)
-    try:
-        replies = await asyncio.gather(*(client.fetch(url + "/users") for _ in range(7)))
-        assert [reply.body for reply in replies] == [b'{"user": "Ann"}'] * 7
-        assert server.connections == 2  # two at a time: the others reused theirs
-    finally:
-        client.close()
+    client = make_client(max_clients=2)
+    replies = await asyncio.gather(*(client.fetch(url + "/users") for _ in range(7)))
+    assert [reply.body for reply in replies] == [b'{"user": "Ann"}'] * 7
+    assert server.connections == 2  # two at a time: the others reused theirs
 
 
 @pytest.mark.gen_test
-async def test_a_call_waiting_for_a_slot_times_out_there(scripted: Any) -> None:
+async def test_a_call_waiting_for_a_slot_times_out_there(
+        scripted: Any, make_client: MakeClient) -> None:
     server, url = scripted(always(answer()))
+    client = make_client(max_clients=1)
     sock, port = bind_unused_port()  # a listening socket nobody accepts from: no answer ever
-    client = KeepAliveHTTPClient(force_instance=True, max_clients=1)
     try:
         stuck = client.fetch(f"http://127.0.0.1:{port}/slow", request_timeout=1,
                              raise_error=False)
@@ -572,9 +572,8 @@ async def test_a_call_waiting_for_a_slot_times_out_there(scripted: Any) -> None:
             await client.fetch(url + "/users", request_timeout=0.2, raise_error=False)
         with pytest.raises(HTTPTimeoutError):
             await stuck
-        # The slot came back: a call now goes through.
-        assert (await client.fetch(url + "/users", method="DELETE")).code == 200
-        assert server.requests == [(1, "DELETE")]
     finally:
-        client.close()
         sock.close()
+    # The slot came back: a call now goes through.
+    assert (await client.fetch(url + "/users", method="DELETE")).code == 200
+    assert server.requests == [(1, "DELETE")]
