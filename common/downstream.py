@@ -8,10 +8,12 @@ A downstream failure becomes an `ApiError` the public API can answer with direct
 - a 4xx is passed on with the service's own messages: it is the caller's mistake; except a
   401/403, which says our internal token is wrong: 502, since the client can do nothing about it.
 
-The client is tornado's `CurlAsyncHTTPClient`: libcurl keeps connections to the services
-alive and reuses them, where tornado's default client opens one per request; the bench
-measured the public API about twice as fast with it. Its failures are `CurlError`s carrying
-libcurl's error number, which `_CURL_STATUS` maps onto the statuses above.
+The client is `common.keepalive.KeepAliveHTTPClient`, a tornado AsyncHTTPClient that keeps
+connections to the services alive and reuses them: tornado's default client opens one per
+call, and libcurl's (`CurlAsyncHTTPClient`, used before) cost the public API more CPU per
+page (common/keepalive.py gives the measured figures). Its failures are those of tornado's
+own client: `HTTPTimeoutError` (504), the `OSError` of a connect that failed (503),
+anything else without a usable answer (502).
 Tornado keeps one client per IOLoop (and class), so each call looks it up with `http_client()`
 rather than holding one. Tornado's default `AsyncHTTPClient` is left alone for other uses
 (tests' own requests); `configure_http_client()` sizes it.
@@ -25,23 +27,20 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.simple_httpclient import HTTPTimeoutError
 
 from common.errors import ApiError
+from common.keepalive import KeepAliveHTTPClient
 from common.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
 MAX_CLIENTS = 200
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
-# libcurl error numbers that are not a bad answer (every other one is: 502).
-_CURL_STATUS = {
-    5: (503, "cannot be reached"),  # CURLE_COULDNT_RESOLVE_PROXY
-    6: (503, "cannot be reached"),  # CURLE_COULDNT_RESOLVE_HOST
-    7: (503, "cannot be reached"),  # CURLE_COULDNT_CONNECT: refused, or no route
-    28: (504, "did not answer in time"),  # CURLE_OPERATION_TIMEDOUT: connect or total
-}
+# A connect that failed: refused, no route, unknown host. These OSErrors come before a
+# connection exists; the ones of a connection broken mid-answer are a bad answer (502).
+_BROKEN = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 # Garbage, nothing at all, a reset mid-answer, a body over MAX_RESPONSE_BYTES:
 _BAD_ANSWER = (502, "gave an answer that could not be read")
 
@@ -51,9 +50,18 @@ def configure_http_client(max_clients: int = MAX_CLIENTS) -> None:
     AsyncHTTPClient.configure(None, max_clients=max_clients, max_body_size=MAX_RESPONSE_BYTES)
 
 
-def http_client() -> CurlAsyncHTTPClient:
+def http_client() -> KeepAliveHTTPClient:
     """This IOLoop's client for calls between services (created on first use)."""
-    return CurlAsyncHTTPClient(max_clients=MAX_CLIENTS, max_body_size=MAX_RESPONSE_BYTES)
+    return KeepAliveHTTPClient(max_clients=MAX_CLIENTS, max_body_size=MAX_RESPONSE_BYTES)
+
+
+def _failure_status(error: HTTPClientError | OSError) -> tuple[int, str]:
+    """The status and wording for a call that got no usable answer."""
+    if isinstance(error, HTTPTimeoutError):  # the connect or the total timeout
+        return 504, "did not answer in time"
+    if isinstance(error, OSError) and not isinstance(error, _BROKEN):
+        return 503, "cannot be reached"
+    return _BAD_ANSWER
 
 
 @dataclass(frozen=True)
@@ -104,9 +112,8 @@ class ServiceClient:
         request.request_timeout = self.request_timeout
         try:
             response = await http_client().fetch(request, raise_error=False)
-        except CurlError as error:  # raised even with raise_error=False: there is no answer
-            status, what = _CURL_STATUS.get(error.errno, _BAD_ANSWER)
-            raise self._fail(status, what, error)
+        except (HTTPClientError, OSError) as error:  # raised even with raise_error=False
+            raise self._fail(*_failure_status(error), error)
         return self._decode(response, key)
 
     def _decode(self, response: HTTPResponse, key: str | None) -> Any:

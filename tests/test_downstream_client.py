@@ -1,4 +1,4 @@
-"""The downstream client on libcurl keeps the contract's error mapping, and its connections.
+"""The downstream client keeps the contract's error mapping, and reuses its connections.
 
 Each fault is a real one on loopback: a port nobody listens on (503), a server that never
 answers or never accepts (504), a fake service answering 5xx, garbage, nothing, or too much
