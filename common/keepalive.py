@@ -4,9 +4,8 @@ Why it exists: the public API makes two loopback calls to the services per page.
 own `SimpleAsyncHTTPClient` opens a new connection for every call (it sends `Connection:
 close`; client keep-alive is tornado issue #324), and `CurlAsyncHTTPClient` reuses
 connections but spends the public API's CPU in pycurl's callbacks into Python. A first
-version of this client, on tornado's `HTTP1Connection`, spent its time (profiled in the
-pipeline before this rewrite) in that class's parsing in Python and its per-call
-machinery. So this one
+version of this client on tornado's `HTTP1Connection` cost as much as curl (profiled
+under load: that class's header parsing in Python and its per-call machinery). So this one
 writes each request as one buffer itself and hands the answer to `httptools` (llhttp, the
 parser of Node.js, in C): Content-Length, chunked and close-delimited bodies, 1xx, 204/304
 and garbage are llhttp's business, not ours.
@@ -24,11 +23,10 @@ loopback. Pool rules:
   `max_idle_per_host` per host, newest reused first;
 - any error, a timeout, or an answer not read to its end closes it;
 - an idle stream that the server closes drops out of the pool: each connection gets one
-  close callback when it is opened (set and cleared per use, it cost about four Python
-  calls per call under cProfile and no epoll update: IOStream keeps watching an idle
-  stream for reads either way); one idle
-  longer than `idle_timeout` (below the services' 60 s idle_connection_timeout) is
-  closed, so we never write to a connection the server is about to drop on purpose;
+  close callback when it is opened, not one per use (IOStream watches an idle stream for
+  reads either way); one idle longer than `idle_timeout` (below the services' 60 s
+  idle_connection_timeout) is closed, so we never write to a connection the server is
+  about to drop on purpose;
 - a reused stream that turns out dead before a single byte of the answer arrived (the
   server closed it just as we wrote) is retried once on a fresh connection, for idempotent
   methods only.
