@@ -159,7 +159,6 @@ def main() -> None:
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")
               or s.target == "hello"]
-    direct = [s for s in chosen if not s.honcho]
     report: dict[str, Any] = {"machine": machine(), "settings": vars(args), "scenarios": [],
                               "scale": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                     time.gmtime())}
@@ -168,19 +167,21 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     hello = start_service("bench/hello.py", folder)
     try:
-        def main_run(scenarios: list[Scenario], trio: Trio) -> None:
+        def main_run(scenarios: list[Scenario], trio: Trio, scale: bool) -> None:
             cpu = ProcessCpu(*(p.popen.pid for p in trio.processes), hello.process.popen.pid)
             bench = Bench(args, trio, hello.url, cpu, folder / "main")
             for scenario in scenarios:
                 report["scenarios"].append(bench.run(scenario))
-            if args.scale and not scenarios[0].honcho:
+            if scale:
                 report["scale"][f"{args.listings}"] = bench.latency(f"{args.listings:,} listings")
 
         data = seeded(folder / "main", args, args.listings)
-        started(data, lambda trio: main_run(direct, trio))
-        if len(direct) < len(chosen):
+        direct = [s for s in chosen if not s.honcho]
+        via_honcho = [s for s in chosen if s.honcho]
+        started(data, lambda trio: main_run(direct, trio, scale=bool(args.scale)))
+        if via_honcho:
             print("  the same services under honcho, as `make run` starts them")
-            started(data, lambda trio: main_run([s for s in chosen if s.honcho], trio), True)
+            started(data, lambda trio: main_run(via_honcho, trio, scale=False), honcho=True)
         if args.scale:
             def scale_run(trio: Trio) -> None:
                 bench = Bench(args, trio, hello.url, ProcessCpu(), folder / "scale")

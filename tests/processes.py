@@ -274,11 +274,6 @@ class Trio:
     user_url: str
     public_url: str
 
-    @property
-    def honcho(self) -> Process:
-        assert len(self.processes) == 1, "started without honcho"
-        return self.processes[0]
-
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
