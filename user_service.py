@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE INDEX IF NOT EXISTS users_newest ON users (created_at DESC, id DESC);
 """
 COLUMNS = "id, name, created_at, updated_at"
+ROW_JSON = json_object_sql(COLUMNS)
+# Beside json_each, which has an `id` column of its own, the columns are named with the table.
+QUALIFIED_ROW_JSON = json_object_sql(COLUMNS, "users")
 
 
 def now_us() -> int:
@@ -89,7 +92,7 @@ class UserStore:
         """The users among `ids` that exist, in the order of `ids` (JSON texts)."""
         # The ids go in as one JSON array; json_each numbers them, which gives the order.
         rows = await self.db.execute_fetchall(
-            f"SELECT {json_object_sql(COLUMNS, 'users')} FROM json_each(?) AS wanted"
+            f"SELECT {QUALIFIED_ROW_JSON} FROM json_each(?) AS wanted"
             " JOIN users ON users.id = wanted.value ORDER BY wanted.key",
             ("[" + ",".join(map(str, ids)) + "]",))
         return [row[0] for row in rows]
@@ -97,8 +100,7 @@ class UserStore:
     async def page(self, page: v.Page) -> list[str]:
         """One page of users, newest first (JSON texts)."""
         rows = await self.db.execute_fetchall(
-            f"SELECT {json_object_sql(COLUMNS)} FROM users"
-            " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            f"SELECT {ROW_JSON} FROM users ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             (page.size, page.offset),
         )
         return [row[0] for row in rows]
