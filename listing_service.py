@@ -14,7 +14,7 @@ import aiosqlite
 from tornado.web import Application
 
 from common import validation as v
-from common.db import insert_many, open_database
+from common.db import insert_many, json_object_sql, open_database
 from common.errors import NotFound
 from common.openapi import openapi_route
 from common.server import app_settings, parse, run, serve, service_options
@@ -45,6 +45,7 @@ CREATE INDEX IF NOT EXISTS listings_by_type_newest
 CREATE INDEX IF NOT EXISTS listings_by_price ON listings (price);
 """
 COLUMNS = "id, user_id, listing_type, price, created_at, updated_at"
+ROW_JSON = json_object_sql(COLUMNS)
 # How each list filter becomes a condition; the keys are those of validation.LISTING_FILTERS.
 FILTER_CONDITIONS = {
     "user_id": "user_id = ?",
@@ -60,7 +61,8 @@ def now_us() -> int:
 
 
 class ListingStore:
-    """All SQL of the listing service. Rows come back as dicts in the contract's key order."""
+    """All SQL of the listing service. A listing comes back as a dict, a page as its rows'
+    JSON texts; both in the contract's key order."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
@@ -120,17 +122,17 @@ class ListingStore:
         if not rows:
             raise NotFound("listing", listing_id)
 
-    async def page(self, page: v.Page, **filters: Any) -> list[dict[str, Any]]:
-        """One page, newest first, of the listings matching every filter given."""
+    async def page(self, page: v.Page, **filters: Any) -> list[str]:
+        """One page, newest first, of the listings matching every filter given (JSON texts)."""
         rows = await self.db.execute_fetchall(*self.page_query(page, **filters))
-        return [dict(row) for row in rows]
+        return [row[0] for row in rows]
 
     @staticmethod
     def page_query(page: v.Page, **filters: Any) -> tuple[str, list[Any]]:
         """The SQL and parameters of `page` (apart so a test can EXPLAIN its plan)."""
         conditions = [FILTER_CONDITIONS[name] for name in filters]
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        return (f"SELECT {COLUMNS} FROM listings {where}"
+        return (f"SELECT {ROW_JSON} FROM listings {where}"
                 " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*filters.values(), page.size, page.offset])
 
@@ -153,8 +155,7 @@ class ListingsHandler(JsonHandler):
 
     async def get(self) -> None:
         page, filters = v.parse_listing_query(self.query_fields())
-        listings = await self.store.page(page, **filters)
-        self.render({"result": True, "listings": listings})
+        self.render_rows("listings", await self.store.page(page, **filters))
 
     async def post(self) -> None:
         fields = v.parse_fields(self.form_fields(), CREATE_RULES)

@@ -123,6 +123,10 @@ def configure_logging(service: str, log_format: str = "text", level: int = loggi
                                 else logging.StreamHandler(sys.stderr))
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(_RequestIdFilter(service))  # outermost: it reads the request's context
+    # Neither format shows the caller's file and line, the thread or the process: skip
+    # working them out for every line (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in root.handlers:
         old.flush()

@@ -184,6 +184,10 @@ class JsonHandler(RequestHandler):
         self.set_status(status)
         self.finish(dumps(body))
 
+    def render_rows(self, key: str, rows: list[str]) -> None:
+        """`{"result": true, key: [rows]}`, the rows being JSON objects SQLite already wrote."""
+        self.finish(b'{"result":true,"' + key.encode() + b'":[' + ",".join(rows).encode() + b"]}")
+
     def no_content(self) -> None:
         """204 with no body (and so no Content-Type): the one success that is not JSON."""
         self.set_status(204)

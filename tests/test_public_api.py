@@ -46,7 +46,7 @@ async def public_listings(public: Served, query: str = "") -> list[dict]:
 
 
 async def stored_listings(store: listing_service.ListingStore) -> list[dict]:
-    return await store.page(listing_service.v.Page(1, 100))
+    return [json.loads(row) for row in await store.page(listing_service.v.Page(1, 100))]
 
 
 def stitched(listing: dict, user: dict | None) -> dict:

@@ -217,6 +217,20 @@ async def test_ids_batch_is_not_paged(user_svc, user_store):
     assert ids_of(await users(user_svc, query)) == ids
 
 
+# Lists are written by SQLite's json_object, single users by orjson: both must give back
+# exactly the name stored, whatever it holds.
+AWKWARD_NAMES = ['say "hi" \\ back', "tab\there\nnew line", "nul \x00 and \x01\x1f\x7f",
+                 "Zoë 東京 🏠", "line\u2028separator\u2029", "</script><b>", "%s {0} ' OR 1=1"]
+
+
+@pytest.mark.gen_test
+async def test_lists_give_back_awkward_names_exactly(user_svc):
+    made = [await create(user_svc, name) for name in AWKWARD_NAMES]
+    assert [user["name"] for user in made] == [name.strip() for name in AWKWARD_NAMES]
+    assert await users(user_svc, "ids=" + ",".join(str(user["id"]) for user in made)) == made
+    assert await users(user_svc, "page_size=100") == made[::-1]
+
+
 @pytest.mark.gen_test
 async def test_ids_batch_takes_100_ids(user_svc, user_store):
     ids = [await insert(user_store, "u", i) for i in range(100)]
