@@ -26,8 +26,8 @@ bench: install
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-# Instructions per request of each service, counted by callgrind: the same to 0.1% from run
-# to run, where `make bench` moves by 10-20% on a shared machine. valgrind from Debian too.
+# Instructions per request of each service, counted by callgrind: within 0.6% from run to
+# run, where `make bench` moves by 10-20% on a shared machine. valgrind from Debian too.
 bench-instructions: install
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	command -v callgrind_control >/dev/null || (apt-get update && apt-get install -y valgrind)

@@ -3,9 +3,9 @@
     .venv/bin/python -m bench.instructions [--seconds 15] [--tag try-x]
 
 Requests per second on this shared machine move by 10 to 20% from one run to the next, so a
-change worth 3 to 8% cannot be seen in `make bench`. The instructions a request costs do not
-move: callgrind counts them (valgrind's own CPU model, not the machine's), the same to 0.1%
-from run to run. What they do not show is what the machine adds around them: context
+change worth 3 to 8% cannot be seen in `make bench`. The instructions a request costs hardly
+move: callgrind counts them (valgrind's own CPU model, not the machine's), within 0.6% from
+run to run. What they do not show is what the machine adds around them: context
 switches, cache misses, the hand-over between a service's loop and its database thread.
 And callgrind counts every turn of a `rep stos`/`rep movs` (how memset and memcpy fill and
 copy big blocks) as one instruction: filling 64 KiB counts 65,536, for well under a
