@@ -19,7 +19,6 @@ natively behind it), is warmed up, has its counters zeroed, then serves `wrk -c4
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -30,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import Load, run_wrk
+from bench.run import save
 from bench.seed import seed
 from tests.processes import ROOT, free_port, start_service, wait_until_up
 
-RESULTS = Path(__file__).with_name("results")
 IDS = "3,1,7,12,99,5,8,13,21,34"  # a page's worth of owners, in no order
 
 
@@ -43,16 +42,18 @@ class Measured:
     what: str
     script: str
     path: str
+    database: str = ""  # its SQLite file, for a data service
+    behind: bool = False  # the two data services run natively behind it (the public API)
 
 
 MEASURED = [
     Measured("hello", "hello-world JSON handler", "bench/hello.py", "/"),
     Measured("listing", "listing service: GET /listings?page_size=10", "listing_service.py",
-             "/listings?page_size=10"),
+             "/listings?page_size=10", database="listings.db"),
     Measured("user", "user service: GET /users?ids=<10 ids>", "user_service.py",
-             f"/users?ids={IDS}"),
+             f"/users?ids={IDS}", database="users.db"),
     Measured("public", "public API: GET /public-api/listings?page_size=10 (its own share)",
-             "public_api.py", "/public-api/listings?page_size=10"),
+             "public_api.py", "/public-api/listings?page_size=10", behind=True),
 ]
 
 
@@ -65,11 +66,9 @@ def callgrind_total(dump: Path) -> int:
 
 
 def measure(item: Measured, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    extra: list[str] = []
+    extra = [f"--db_path={folder / item.database}"] if item.database else []
     natives = []
-    if item.script in ("listing_service.py", "user_service.py"):
-        extra = [f"--db_path={folder / (item.script.split('_')[0] + 's.db')}"]
-    elif item.script == "public_api.py":
+    if item.behind:
         natives = [start_service(script, folder, f"--db_path={folder / db}")
                    for script, db in (("listing_service.py", "listings.db"),
                                       ("user_service.py", "users.db"))]
@@ -132,12 +131,8 @@ def main() -> None:
             row["x_hello"] = round(row["instructions_per_request"] / hello, 3)
         print(f"{row['what']:<70} {row['instructions_per_request']:>13,} "
               f"{row.get('x_hello', '-'):>8} {row['requests']:>9,} {row['errors']:>6}")
-    report = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "settings": vars(args), "measured": rows}
-    RESULTS.mkdir(exist_ok=True)
-    name = "instructions-" + time.strftime("%Y%m%dT%H%M%S") + (f"-{args.tag}" if args.tag else "")
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {RESULTS / name}.json")
+    save({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+          "settings": vars(args), "measured": rows}, args.tag, "instructions")
 
 
 if __name__ == "__main__":

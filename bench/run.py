@@ -250,12 +250,14 @@ def targets(report: dict[str, Any], top: float, args: argparse.Namespace
     return checks
 
 
-def save(report: dict[str, Any], tag: str) -> None:
+def save(report: dict[str, Any], tag: str, kind: str = "") -> None:
+    """Write `report` to bench/results/[kind-]<time>[-tag].json and [kind-]latest.json."""
     RESULTS.mkdir(exist_ok=True)
-    name = time.strftime("%Y%m%dT%H%M%S") + (f"-{tag}" if tag else "") + ".json"
-    for path in (RESULTS / name, RESULTS / "latest.json"):
+    prefix = f"{kind}-" if kind else ""
+    name = prefix + time.strftime("%Y%m%dT%H%M%S") + (f"-{tag}" if tag else "") + ".json"
+    for path in (RESULTS / name, RESULTS / f"{prefix}latest.json"):
         path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {RESULTS / name} (and latest.json)")
+    print(f"\nwritten: {RESULTS / name} (and {prefix}latest.json)")
 
 
 if __name__ == "__main__":
