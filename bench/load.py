@@ -69,7 +69,7 @@ def _children(pid: int) -> list[int]:
 def _label(pid: int) -> str:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     # public_api first: its command line names the listing and user services' URLs
-    for name in ("public_api", "listing_service", "user_service", "honcho", "hello"):
+    for name in ("public_api", "listing_service", "user_service", "honcho", "hello", "floor"):
         if name in cmdline:
             return name.split("_")[0]
     return f"pid{pid}"

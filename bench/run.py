@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.load import AccessLog, Load, ProcessCpu, run_wrk
 from bench.seed import count_listings, seed
-from tests.processes import Trio, start_service, start_trio
+from tests.processes import ROOT, Service, Trio, start_service, start_trio
 
 RESULTS = Path(__file__).with_name("results")
 TARGETS = {"public_p10": 0.25, "public_post": 0.12}  # share of the hello-world ceiling
@@ -39,7 +39,7 @@ SCALE_TARGET = 1.3
 class Scenario:
     name: str
     what: str
-    target: str  # "hello", "public" or "listing": which process the URL points at
+    target: str  # "hello", "floor", "public" or "listing": which process the URL points at
     path: str
     mode: str = ""
     honcho: bool = False  # the services started by honcho, as `make run` does
@@ -48,6 +48,8 @@ class Scenario:
 SCENARIOS = [
     Scenario("hello", "hello-world JSON handler (ceiling)", "hello", "/"),
     Scenario("public_p10", "GET /public-api/listings?page_size=10", "public",
+             "/public-api/listings?page_size=10"),
+    Scenario("floor", "the same page, nothing behind it (floor)", "floor",
              "/public-api/listings?page_size=10"),
     Scenario("public_p50", "GET /public-api/listings?page_size=50", "public",
              "/public-api/listings?page_size=50"),
@@ -72,10 +74,11 @@ def machine() -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, trio: Trio, hello_url: str, cpu: ProcessCpu,
-                 folder: Path) -> None:
+    def __init__(self, args: argparse.Namespace, trio: Trio, references: dict[str, str],
+                 cpu: ProcessCpu, folder: Path) -> None:
+        """`references`: the URLs of the hello-world ceiling and the floor page."""
         self.args, self.trio, self.cpu, self.folder = args, trio, cpu, folder
-        self.urls = {"hello": hello_url, "public": trio.public_url, "listing": trio.listing_url}
+        self.urls = {**references, "public": trio.public_url, "listing": trio.listing_url}
         self.log = AccessLog(trio.log_path)
 
     def load(self, scenario: Scenario, seconds: float) -> Load:
@@ -128,6 +131,15 @@ class Bench:
         return figures
 
 
+def start_floor(folder: Path) -> list[Service]:
+    """bench/floor.py's three processes: two data processes, then the public one in front."""
+    env = {"PYTHONPATH": str(ROOT)}  # it imports the project's downstream client
+    data = [start_service("bench/floor.py", folder, "--role=data", env=env) for _ in range(2)]
+    public = start_service("bench/floor.py", folder, "--role=public",
+                           f"--listing_url={data[0].url}", f"--user_url={data[1].url}", env=env)
+    return [*data, public]
+
+
 def seeded(folder: Path, args: argparse.Namespace, listings: int) -> Path:
     print(f"seeding {args.users:,} users and {listings:,} listings into {folder}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,19 +169,22 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--tag", default="", help="label for this run in the results file name")
     args = parser.parse_args()
+    # The ceiling and the floor are measured in every run: the ratios are to them.
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")
-              or s.target == "hello"]
+              or s.target in ("hello", "floor")]
     report: dict[str, Any] = {"machine": machine(), "settings": vars(args), "scenarios": [],
                               "scale": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                     time.gmtime())}
     print(f"machine: {report['machine']['cpus']} cores, {report['machine']['cpu_model']}, "
           f"load average {report['machine']['load_average_at_start'][0]:.2f}")
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
-    hello = start_service("bench/hello.py", folder)
+    references = [start_service("bench/hello.py", folder), *start_floor(folder)]
+    urls = {"hello": references[0].url, "floor": references[-1].url}
     try:
         def main_run(scenarios: list[Scenario], trio: Trio, scale: bool) -> None:
-            cpu = ProcessCpu(*(p.popen.pid for p in trio.processes), hello.process.popen.pid)
-            bench = Bench(args, trio, hello.url, cpu, folder / "main")
+            cpu = ProcessCpu(*(p.popen.pid for p in trio.processes),
+                             *(r.process.popen.pid for r in references if r.process))
+            bench = Bench(args, trio, urls, cpu, folder / "main")
             for scenario in scenarios:
                 report["scenarios"].append(bench.run(scenario))
             if scale:
@@ -184,12 +199,13 @@ def main() -> None:
             started(data, lambda trio: main_run(via_honcho, trio, scale=False), honcho=True)
         if args.scale:
             def scale_run(trio: Trio) -> None:
-                bench = Bench(args, trio, hello.url, ProcessCpu(), folder / "scale")
+                bench = Bench(args, trio, urls, ProcessCpu(), folder / "scale")
                 report["scale"][f"{args.scale}"] = bench.latency(f"{args.scale:,} listings")
 
             started(seeded(folder / "scale", args, args.scale), scale_run)
     finally:
-        hello.stop()
+        for reference in references:
+            reference.stop()
         shutil.rmtree(folder, ignore_errors=True)
     print_report(report, args)
     save(report, args.tag)
@@ -213,6 +229,10 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"{r['what']:<42} {r['rps']:>8,.0f} {r['ratio']:>6.3f} {r['p50_us'] / 1000:>7.2f} "
               f"{r['p99_us'] / 1000:>7.2f} {r['errors']:>6} "
               f"{r.get('user_calls_per_request', '-'):>8} {r.get('lost', '-'):>5} {cpu:>14.3f}")
+    by_name = {r["scenario"]: r for r in report["scenarios"]}
+    if "floor" in by_name and "public_p10" in by_name:
+        report["page_to_floor"] = round(by_name["public_p10"]["rps"] / by_name["floor"]["rps"], 3)
+        print(f"\nthe page does {report['page_to_floor']:.3f} of the floor's req/s")
     if report["scale"]:
         print("\nscale, concurrency 1, GET /public-api/listings?page_size=10")
         for listings, pages in report["scale"].items():

@@ -1,0 +1,84 @@
+"""The floor of a page on this stack: the same three hops with nothing behind them.
+
+    python bench/floor.py --role=data --port=8801
+    python bench/floor.py --role=public --port=8800 --listing_url=... --user_url=...
+
+`make bench` starts two data processes and one public process of this script and loads the
+public one like the real page. Each is a Tornado app on uvloop, as the services are; the
+public one calls the two others with the project's own downstream client (keep-alive,
+llhttp, orjson) and stitches the users in. What it leaves out is everything else a real
+page does: no database (the data processes answer a fixed page), no access log, no request
+id, no token, no validation. Its ratio to the hello-world ceiling is therefore what this
+machine allows a page of three Tornado processes and two calls; the real page's ratio to
+it is what our own work per page costs.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from tornado.options import OptionParser
+from tornado.web import Application, RequestHandler
+
+from common.downstream import ServiceClient
+from common.server import run
+
+STAMP = 1_700_000_000_000_000
+# A page as the services answer it: ten listings of ten owners, and those ten users.
+ANSWER = orjson.dumps({
+    "result": True,
+    "listings": [{"id": 100 - n, "user_id": n + 1, "listing_type": "rent", "price": 120_000 + n,
+                  "created_at": STAMP + n, "updated_at": STAMP + n} for n in range(10)],
+    "users": [{"id": n + 1, "name": f"User number {n + 1}", "created_at": STAMP,
+               "updated_at": STAMP} for n in range(10)],
+})
+
+
+class FixedAnswer(RequestHandler):
+    """A data process: every GET (the page, the users, /ping) gets the same answer."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(ANSWER)
+
+
+class Page(RequestHandler):
+    """The public process: listings, then their users, stitched as the public API does."""
+
+    def initialize(self, listings: ServiceClient, users: ServiceClient) -> None:
+        self.listings, self.users = listings, users
+
+    async def get(self) -> None:
+        listings = await self.listings.get("/listings", {"page_size": 10}, key="listings")
+        ids = ",".join(str(listing["user_id"]) for listing in listings)
+        users = {user["id"]: user for user in
+                 await self.users.get("/users", {"ids": ids}, key="users")}
+        page = [{key: value for key, value in listing.items() if key != "user_id"}
+                | {"user": users.get(listing["user_id"])} for listing in listings]
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps({"result": True, "listings": page}))
+
+
+def make_app(role: str, listing_url: str = "", user_url: str = "") -> Application:
+    if role == "data":
+        return Application([(r"/.*", FixedAnswer)], log_function=lambda handler: None)
+    clients = {"listings": ServiceClient("listing", listing_url),
+               "users": ServiceClient("user", user_url)}
+    return Application([(r"/ping", FixedAnswer), (r"/public-api/listings", Page, clients)],
+                       log_function=lambda handler: None)
+
+
+async def main() -> None:
+    options = OptionParser()
+    options.define("role", default="data", help="'data' or 'public'")
+    options.define("port", default=8800, type=int)
+    options.define("listing_url", default="")
+    options.define("user_url", default="")
+    options.parse_command_line()
+    make_app(options.role, options.listing_url, options.user_url).listen(
+        options.port, "127.0.0.1")
+    await asyncio.Event().wait()  # until the bench sends SIGTERM
+
+
+if __name__ == "__main__":
+    run(main())

@@ -1,0 +1,47 @@
+"""The bench's floor page (bench/floor.py) answers what the real page answers, in its shape.
+
+The floor is only a fair reference if it does a page's work: two calls through the project's
+downstream client, the users stitched in place of user_id, the contract's key order.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.floor import ANSWER
+from bench.run import start_floor
+from processes import Service, http
+
+PUBLIC_KEYS = ["id", "listing_type", "price", "created_at", "updated_at", "user"]
+
+
+@pytest.fixture(scope="module")
+def floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Service]]:
+    started = start_floor(tmp_path_factory.mktemp("floor"))
+    yield started
+    for service in started:
+        service.stop()
+
+
+def test_the_floor_page_stitches_each_listing_s_user_in_place_of_user_id(
+        floor: list[Service]) -> None:
+    status, body = http("GET", floor[-1].url + "/public-api/listings?page_size=10")
+    assert status == 200, body
+    assert body["result"] is True
+    served = orjson.loads(ANSWER)
+    users = {user["id"]: user for user in served["users"]}
+    assert len(body["listings"]) == len(served["listings"]) == 10
+    for listing, source in zip(body["listings"], served["listings"]):
+        assert list(listing) == PUBLIC_KEYS
+        assert listing["id"] == source["id"]
+        assert listing["user"] == users[source["user_id"]]
+
+
+def test_the_floor_s_data_processes_answer_the_fixed_page(floor: list[Service]) -> None:
+    for data in floor[:2]:
+        status, body = http("GET", data.url + "/listings?page_size=10")
+        assert status == 200
+        assert len(body["listings"]) == 10 and len(body["users"]) == 10
