@@ -24,26 +24,29 @@ from common.downstream import ServiceClient
 from common.server import run
 
 STAMP = 1_700_000_000_000_000
-# A page as the services answer it: ten listings of ten owners, and those ten users.
-ANSWER = orjson.dumps({
-    "result": True,
-    "listings": [{"id": 100 - n, "user_id": n + 1, "listing_type": "rent", "price": 120_000 + n,
-                  "created_at": STAMP + n, "updated_at": STAMP + n} for n in range(10)],
-    "users": [{"id": n + 1, "name": f"User number {n + 1}", "created_at": STAMP,
-               "updated_at": STAMP} for n in range(10)],
-})
+# What the services answer for a page: ten listings of ten owners, and those ten users.
+LISTINGS = orjson.dumps({"result": True, "listings": [
+    {"id": 100 - n, "user_id": n + 1, "listing_type": "rent", "price": 120_000 + n,
+     "created_at": STAMP + n, "updated_at": STAMP + n} for n in range(10)]})
+USERS = orjson.dumps({"result": True, "users": [
+    {"id": n + 1, "name": f"User number {n + 1}", "created_at": STAMP, "updated_at": STAMP}
+    for n in range(10)]})
 
 
 class FixedAnswer(RequestHandler):
-    """A data process: every GET (the page, the users, /ping) gets the same answer."""
+    """A data process: GET /listings... and GET /users... answer the fixed page; /ping too."""
+
+    def initialize(self, answer: bytes) -> None:
+        self.answer = answer
 
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")
-        self.finish(ANSWER)
+        self.finish(self.answer)
 
 
 class Page(RequestHandler):
-    """The public process: listings, then their users, stitched as the public API does."""
+    """The public process: listings, then their users, stitched as the public API does
+    (always a page of ten: the query string is not read)."""
 
     def initialize(self, listings: ServiceClient, users: ServiceClient) -> None:
         self.listings, self.users = listings, users
@@ -60,11 +63,14 @@ class Page(RequestHandler):
 
 
 def make_app(role: str, listing_url: str = "", user_url: str = "") -> Application:
+    ping = (r"/ping", FixedAnswer, {"answer": b'{"result":true}'})
     if role == "data":
-        return Application([(r"/.*", FixedAnswer)], log_function=lambda handler: None)
+        return Application([ping, (r"/listings", FixedAnswer, {"answer": LISTINGS}),
+                            (r"/users", FixedAnswer, {"answer": USERS})],
+                           log_function=lambda handler: None)
     clients = {"listings": ServiceClient("listing", listing_url),
                "users": ServiceClient("user", user_url)}
-    return Application([(r"/ping", FixedAnswer), (r"/public-api/listings", Page, clients)],
+    return Application([ping, (r"/public-api/listings", Page, clients)],
                        log_function=lambda handler: None)
 
 

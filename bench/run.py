@@ -134,10 +134,18 @@ class Bench:
 def start_floor(folder: Path) -> list[Service]:
     """bench/floor.py's three processes: two data processes, then the public one in front."""
     env = {"PYTHONPATH": str(ROOT)}  # it imports the project's downstream client
-    data = [start_service("bench/floor.py", folder, "--role=data", env=env) for _ in range(2)]
-    public = start_service("bench/floor.py", folder, "--role=public",
-                           f"--listing_url={data[0].url}", f"--user_url={data[1].url}", env=env)
-    return [*data, public]
+    started: list[Service] = []
+    try:
+        for _ in range(2):
+            started.append(start_service("bench/floor.py", folder, "--role=data", env=env))
+        started.append(start_service("bench/floor.py", folder, "--role=public",
+                                     f"--listing_url={started[0].url}",
+                                     f"--user_url={started[1].url}", env=env))
+    except BaseException:
+        for service in started:
+            service.stop()
+        raise
+    return started
 
 
 def seeded(folder: Path, args: argparse.Namespace, listings: int) -> Path:
@@ -178,9 +186,12 @@ def main() -> None:
     print(f"machine: {report['machine']['cpus']} cores, {report['machine']['cpu_model']}, "
           f"load average {report['machine']['load_average_at_start'][0]:.2f}")
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
-    references = [start_service("bench/hello.py", folder), *start_floor(folder)]
-    urls = {"hello": references[0].url, "floor": references[-1].url}
+    references: list[Service] = []
     try:
+        references.append(start_service("bench/hello.py", folder))
+        references.extend(start_floor(folder))
+        urls = {"hello": references[0].url, "floor": references[-1].url}
+
         def main_run(scenarios: list[Scenario], trio: Trio, scale: bool) -> None:
             cpu = ProcessCpu(*(p.popen.pid for p in trio.processes),
                              *(r.process.popen.pid for r in references if r.process))

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.floor import ANSWER
+from bench.floor import LISTINGS, USERS
 from bench.run import start_floor
 from processes import Service, http
 
@@ -31,17 +31,17 @@ def test_the_floor_page_stitches_each_listing_s_user_in_place_of_user_id(
     status, body = http("GET", floor[-1].url + "/public-api/listings?page_size=10")
     assert status == 200, body
     assert body["result"] is True
-    served = orjson.loads(ANSWER)
-    users = {user["id"]: user for user in served["users"]}
-    assert len(body["listings"]) == len(served["listings"]) == 10
-    for listing, source in zip(body["listings"], served["listings"]):
+    served = orjson.loads(LISTINGS)["listings"]
+    users = {user["id"]: user for user in orjson.loads(USERS)["users"]}
+    assert len(body["listings"]) == len(served) == 10
+    for listing, source in zip(body["listings"], served):
         assert list(listing) == PUBLIC_KEYS
         assert listing["id"] == source["id"]
         assert listing["user"] == users[source["user_id"]]
 
 
-def test_the_floor_s_data_processes_answer_the_fixed_page(floor: list[Service]) -> None:
+def test_the_floor_s_data_processes_answer_a_page_of_listings_and_its_users(
+        floor: list[Service]) -> None:
     for data in floor[:2]:
-        status, body = http("GET", data.url + "/listings?page_size=10")
-        assert status == 200
-        assert len(body["listings"]) == 10 and len(body["users"]) == 10
+        assert http("GET", data.url + "/listings?page_size=10")[1] == orjson.loads(LISTINGS)
+        assert http("GET", data.url + "/users?ids=1,2,3")[1] == orjson.loads(USERS)
