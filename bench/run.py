@@ -188,9 +188,11 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     references: list[Service] = []
     try:
-        references.append(start_service("bench/hello.py", folder))
-        references.extend(start_floor(folder))
-        urls = {"hello": references[0].url, "floor": references[-1].url}
+        hello = start_service("bench/hello.py", folder)
+        references.append(hello)
+        floor = start_floor(folder)
+        references.extend(floor)
+        urls = {"hello": hello.url, "floor": floor[-1].url}  # the floor's public process
 
         def main_run(scenarios: list[Scenario], trio: Trio, scale: bool) -> None:
             cpu = ProcessCpu(*(p.popen.pid for p in trio.processes),
