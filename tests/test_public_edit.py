@@ -7,13 +7,10 @@ import pytest
 from tornado.ioloop import IOLoop
 from tornado.web import Application, RequestHandler
 
+from checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
 from common.logs import log_request
 from tests.conftest import Served, call, make_public, serve_app, stop_app
 from tests.processes import free_port
-
-LISTING_KEYS = ["id", "user_id", "listing_type", "price", "created_at", "updated_at"]
-PUBLIC_LISTING_KEYS = ["id", "listing_type", "price", "created_at", "updated_at", "user"]
-USER_KEYS = ["id", "name", "created_at", "updated_at"]
 
 
 async def user_and_listing(public: Served, name: str = "Ann", price: int = 6000) -> tuple[dict, dict]:
