@@ -31,7 +31,7 @@ from typing import Any
 from bench.load import Load, run_wrk
 from bench.run import save
 from bench.seed import seed
-from tests.processes import ROOT, free_port, start_service, wait_until_up
+from harness.processes import ROOT, free_port, start_service, wait_until_up
 
 IDS = "3,1,7,12,99,5,8,13,21,34"  # a page's worth of owners, in no order
 

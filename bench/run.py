@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.load import AccessLog, Load, ProcessCpu, run_wrk
 from bench.seed import count_listings, seed
-from tests.processes import ROOT, Service, Trio, start_service, start_trio
+from harness.processes import ROOT, Service, Trio, start_service, start_trio
 
 RESULTS = Path(__file__).with_name("results")
 TARGETS = {"public_p10": 0.25, "public_post": 0.12}  # share of the hello-world ceiling

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import Service, Stack, http, start_service, start_stack
+from harness.processes import Service, Stack, http, start_service, start_stack
 
 TOKEN = "s3cret-Token-4-tests-only"
 UNAUTHORIZED = {"result": False, "errors": ["X-Internal-Token: missing or wrong"]}

@@ -14,7 +14,7 @@ import pytest
 from bench.floor import LISTINGS, USERS
 from bench.run import start_floor
 from checks import assert_public_listing
-from processes import Service, http
+from harness.processes import Service, http
 
 
 @pytest.fixture(scope="module")

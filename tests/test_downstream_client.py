@@ -21,7 +21,7 @@ from tornado.web import Application, RequestHandler
 from common.downstream import MAX_RESPONSE_BYTES, ServiceClient
 from common.errors import ApiError
 from conftest import Served, call, make_public, serve_app, stop_app
-from processes import free_port
+from harness.processes import free_port
 
 
 class Answer(RequestHandler):

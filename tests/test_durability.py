@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from processes import Stack, http, start_stack
+from harness.processes import Stack, http, start_stack
 
 
 def test_acknowledged_users_and_listings_survive_sigkill_and_restart(tmp_path: Path) -> None:

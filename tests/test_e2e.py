@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from processes import http, start_trio
+from harness.processes import http, start_trio
 
 HONCHO_TERMINATED = 143  # honcho's own exit code when SIGTERM stops it (128 + 15)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from processes import HeldRequest, Stack, http, start_stack
+from harness.processes import HeldRequest, Stack, http, start_stack
 
 LIMIT = 65536
 FORM = "application/x-www-form-urlencoded"

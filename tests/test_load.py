@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from processes import Stack, http, start_stack
+from harness.processes import Stack, http, start_stack
 
 CONCURRENCY = 200
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from processes import Service, Stack, http, start_stack
+from harness.processes import Service, Stack, http, start_stack
 
 DOWNSTREAM_TIMEOUT = 1.0
 # The public API must answer within its downstream timeout; this only bounds the wait.

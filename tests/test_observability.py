@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from processes import Service, Stack, http_raw, start_stack
+from harness.processes import Service, Stack, http_raw, start_stack
 
 
 @pytest.fixture(scope="module")

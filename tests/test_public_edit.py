@@ -10,7 +10,7 @@ from tornado.web import Application, RequestHandler
 from checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
 from common.logs import log_request
 from tests.conftest import Served, call, make_public, serve_app, stop_app
-from tests.processes import free_port
+from harness.processes import free_port
 
 
 async def user_and_listing(public: Served, name: str = "Ann", price: int = 6000) -> tuple[dict, dict]:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from common.openapi import load_document
-from tests.processes import Trio, http, start_trio
+from harness.processes import Trio, http, start_trio
 
 # Every check schemathesis has but one: no 5xx, status codes, Content-Types, headers and bodies
 # as documented, invalid input refused. Left out: that every schema-valid request succeeds.

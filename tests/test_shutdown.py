@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from processes import HeldRequest, Service, Stack, http, start_service, start_stack
+from harness.processes import HeldRequest, Service, Stack, http, start_service, start_stack
 
 FORM = "application/x-www-form-urlencoded"
 

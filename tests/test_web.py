@@ -89,7 +89,7 @@ async def test_a_json_key_given_twice_is_a_400_naming_it(public):
 
 @pytest.fixture
 def public_without_users(io_loop, listing_svc) -> Iterator[Served]:
-    from processes import free_port
+    from harness.processes import free_port
     served = make_public(io_loop, listing_svc.url, f"http://127.0.0.1:{free_port()}")
     yield served
     stop_app(io_loop, served)

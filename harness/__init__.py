@@ -1,0 +1,1 @@
+"""Running the services as real OS processes: shared by the tests and `make bench`."""
