@@ -6,18 +6,16 @@ Internal: it listens on loopback by default and speaks form-encoded bodies, JSON
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import aiosqlite
 from tornado.web import Application
 
 from common import validation as v
-from common.db import insert_many, json_object_sql, open_database
+from common.db import SqliteStore, insert_many, json_object_sql, now_us
 from common.errors import NotFound
 from common.openapi import openapi_route
-from common.server import app_settings, parse, run, serve, service_options
+from common.server import app_settings, data_service_options, parse, run, serve
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
 SCHEMA = """
@@ -56,23 +54,12 @@ FILTER_CONDITIONS = {
 EDITABLE_COLUMNS = ("listing_type", "price")
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-class ListingStore:
+class ListingStore(SqliteStore):
     """All SQL of the listing service. A listing comes back as a dict, a page as its rows'
     JSON texts; both in the contract's key order."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
-
-    @classmethod
-    async def open(cls, path: str) -> ListingStore:
-        return cls(await open_database(path, SCHEMA))
-
-    async def close(self) -> None:
-        await self.db.close()
+    SCHEMA = SCHEMA
+    TABLE = "listings"
 
     async def create(self, user_id: int, listing_type: str, price: int) -> dict[str, Any]:
         stamp = now_us()
@@ -140,10 +127,6 @@ class ListingStore:
         rows = await self.db.execute_fetchall("SELECT count(*) FROM listings")
         return rows[0][0]
 
-    async def check(self) -> None:
-        """Raise unless the table can be read."""
-        await self.db.execute_fetchall("SELECT id FROM listings LIMIT 1")
-
 
 CREATE_RULES = {"user_id": v.integer(1), "listing_type": v.listing_type, "price": v.integer(1)}
 EDIT_RULES = {column: CREATE_RULES[column] for column in EDITABLE_COLUMNS}
@@ -194,8 +177,7 @@ def make_app(store: ListingStore, **settings: Any) -> Application:
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
-    options = service_options(port=6000, address="127.0.0.1")
-    options.define("db_path", default="listings.db", help="path of the SQLite file")
+    options = data_service_options(port=6000, db_path="listings.db")
     parse(options, argv, "listing")
     store = await ListingStore.open(options.db_path)
     try:

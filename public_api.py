@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -231,26 +230,29 @@ def make_app(portal: Portal, **settings: Any) -> Application:
 def make_portal(options: Any) -> Portal:
     def client(name: str, url: str) -> ServiceClient:
         return ServiceClient(name, url, options.downstream_connect_timeout,
-                             options.downstream_timeout, options.internal_token)
+                             options.downstream_timeout, options.downstream_token)
     return Portal(client("listing", options.listing_service_url),
                   client("user", options.user_service_url))
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
     options = service_options(port=8000, address="")
-    options.define("listing_service_url",
-                   default=os.environ.get("LISTING_SERVICE_URL", "http://127.0.0.1:6000"))
-    options.define("user_service_url",
-                   default=os.environ.get("USER_SERVICE_URL", "http://127.0.0.1:7000"))
+    options.define("listing_service_url", default="",
+                   help="base URL of the listing service"
+                        " (default: $LISTING_SERVICE_URL, else http://127.0.0.1:6000)")
+    options.define("user_service_url", default="",
+                   help="base URL of the user service"
+                        " (default: $USER_SERVICE_URL, else http://127.0.0.1:7000)")
+    options.define("downstream_token", default="",
+                   help="token sent to the services in X-Internal-Token"
+                        " (default: $INTERNAL_TOKEN; empty: none)")
     options.define("downstream_connect_timeout", default=1.0, type=float,
                    help="seconds to connect to a service before answering 504")
     options.define("downstream_timeout", default=5.0, type=float,
                    help="seconds a whole call to a service may take before answering 504")
     parse(options, argv, "public")
-    settings = app_settings(options)
-    settings["internal_token"] = ""  # the token is what we send downstream, not what we ask for
     try:
-        await serve(make_app(make_portal(options), **settings), options)
+        await serve(make_app(make_portal(options), **app_settings(options)), options)
     finally:
         http_client().close()
         log.info("closed the downstream HTTP client")

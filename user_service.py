@@ -7,18 +7,16 @@ Internal: it listens on loopback by default and speaks form-encoded bodies, JSON
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import aiosqlite
 from tornado.web import Application
 
 from common import validation as v
-from common.db import insert_many, json_object_sql, open_database
+from common.db import SqliteStore, insert_many, json_object_sql, now_us
 from common.errors import NotFound
 from common.openapi import openapi_route
-from common.server import app_settings, parse, run, serve, service_options
+from common.server import app_settings, data_service_options, parse, run, serve
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
 SCHEMA = """
@@ -36,23 +34,12 @@ ROW_JSON = json_object_sql(COLUMNS)
 QUALIFIED_ROW_JSON = json_object_sql(COLUMNS, "users")
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-class UserStore:
+class UserStore(SqliteStore):
     """All SQL of the user service. A user comes back as a dict, a list as its rows' JSON
     texts; both in the contract's key order."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
-
-    @classmethod
-    async def open(cls, path: str) -> UserStore:
-        return cls(await open_database(path, SCHEMA))
-
-    async def close(self) -> None:
-        await self.db.close()
+    SCHEMA = SCHEMA
+    TABLE = "users"
 
     async def create(self, name: str) -> dict[str, Any]:
         stamp = now_us()
@@ -105,10 +92,6 @@ class UserStore:
         )
         return [row[0] for row in rows]
 
-    async def check(self) -> None:
-        """Raise unless the table can be read."""
-        await self.db.execute_fetchall("SELECT id FROM users LIMIT 1")
-
 
 CREATE_RULES = {"name": v.name}
 LIST_FILTERS = {"ids": v.id_list}
@@ -157,8 +140,7 @@ def make_app(store: UserStore, **settings: Any) -> Application:
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
-    options = service_options(port=7000, address="127.0.0.1")
-    options.define("db_path", default="users.db", help="path of the SQLite file")
+    options = data_service_options(port=7000, db_path="users.db")
     parse(options, argv, "user")
     store = await UserStore.open(options.db_path)
     try:

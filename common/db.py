@@ -10,12 +10,42 @@
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import aiosqlite
 
 BUSY_TIMEOUT_MS = 5000
+
+StoreT = TypeVar("StoreT", bound="SqliteStore")
+
+
+def now_us() -> int:
+    """The stores' clock: integer microseconds since the epoch, as the contract stamps rows."""
+    return time.time_ns() // 1000
+
+
+class SqliteStore:
+    """What both services' stores share: one connection, opened with `SCHEMA`, checked by
+    reading `TABLE`. A subclass adds its queries and raises `common.errors.NotFound`."""
+
+    SCHEMA: ClassVar[str]
+    TABLE: ClassVar[str]
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    async def open(cls: type[StoreT], path: str) -> StoreT:
+        return cls(await open_database(path, cls.SCHEMA))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def check(self) -> None:
+        """Raise unless the table can be read (readiness)."""
+        await self.db.execute_fetchall(f"SELECT id FROM {self.TABLE} LIMIT 1")
 
 
 async def open_database(path: str, schema: str) -> aiosqlite.Connection:

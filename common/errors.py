@@ -1,8 +1,13 @@
-"""The one exception every failure becomes before it reaches a client.
+"""The errors every failure becomes before it reaches a client.
 
-Handlers, validators and the downstream client raise `ApiError`; `JsonHandler.write_error`
-is the only place that turns it (or any other exception) into a response.
+- `ApiError` is an HTTP answer: handlers, validators and the downstream client raise it.
+- `NotFound` is a domain error: the stores raise it and know nothing of HTTP.
+
+`JsonHandler.write_error` is the only place that turns any of them (or any other exception)
+into a response; `http_error` is the one table from domain errors to statuses.
 """
+from __future__ import annotations
+
 from tornado.web import HTTPError
 
 
@@ -14,8 +19,24 @@ class ApiError(HTTPError):
         self.errors = errors
 
 
-class NotFound(ApiError):
+class NotFound(LookupError):
     """A lookup by id that found nothing."""
 
     def __init__(self, what: str, ident: int) -> None:
-        super().__init__(404, [f"{what} {ident} does not exist"])
+        super().__init__(f"{what} {ident} does not exist")
+        self.what = what
+        self.ident = ident
+
+
+# Domain error -> HTTP status, in the order they are tried.
+DOMAIN_STATUSES: dict[type[Exception], int] = {NotFound: 404}
+
+
+def http_error(error: BaseException | None) -> ApiError | None:
+    """The HTTP answer for `error` if it is an `ApiError` or a domain error, else None."""
+    if isinstance(error, ApiError):
+        return error
+    for kind, status in DOMAIN_STATUSES.items():
+        if isinstance(error, kind):
+            return ApiError(status, [str(error)])
+    return None

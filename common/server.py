@@ -40,17 +40,35 @@ def service_options(port: int, address: str) -> OptionParser:
     options.define("log_format", default="text", help="'text' for people, 'json' for machines")
     options.define("log_batch_delay", default=0.05, type=float,
                    help="seconds a log line may wait to be written with others (0: at once)")
-    # The default is read after parsing, so that --help never prints the secret.
-    options.define("internal_token", default="",
-                   help="shared secret between the services (default: $INTERNAL_TOKEN)")
     return options
+
+
+def data_service_options(port: int, db_path: str) -> OptionParser:
+    """The options of the two data services: those of every service, a database, a token."""
+    options = service_options(port=port, address="127.0.0.1")
+    options.define("db_path", default=db_path, help="path of the SQLite file")
+    options.define("internal_token", default="",
+                   help="token every request but /ping and /ready must carry in"
+                        " X-Internal-Token (default: $INTERNAL_TOKEN; empty: none)")
+    return options
+
+
+# Options whose default comes from the environment: read here and nowhere else, after
+# parsing, so that --help never prints a secret. Option -> (variable, default without it).
+ENVIRONMENT = {
+    "internal_token": ("INTERNAL_TOKEN", ""),
+    "downstream_token": ("INTERNAL_TOKEN", ""),
+    "listing_service_url": ("LISTING_SERVICE_URL", "http://127.0.0.1:6000"),
+    "user_service_url": ("USER_SERVICE_URL", "http://127.0.0.1:7000"),
+}
 
 
 def parse(options: OptionParser, argv: Sequence[str] | None, service: str) -> OptionParser:
     """Parse the command line (fail fast on a bad value) and set up logging."""
     options.parse_command_line(list(argv) if argv is not None else None, final=True)
-    if not options.internal_token:
-        options.internal_token = os.environ.get("INTERNAL_TOKEN", "")
+    for name, (variable, default) in ENVIRONMENT.items():
+        if name in options and not options[name]:
+            options[name] = os.environ.get(variable) or default
     configure_logging(service, options.log_format, batch_delay=options.log_batch_delay)
     return options
 
@@ -58,7 +76,7 @@ def parse(options: OptionParser, argv: Sequence[str] | None, service: str) -> Op
 def app_settings(options: OptionParser) -> dict[str, Any]:
     """The options that shape an Application, as `json_application` keywords."""
     return {"debug": options.debug, "max_body_size": options.max_body_size,
-            "internal_token": options.internal_token}
+            "internal_token": options.internal_token if "internal_token" in options else ""}
 
 
 async def serve(app: Application, options: OptionParser) -> None:

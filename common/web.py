@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import orjson
 from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 
-from common.errors import ApiError
+from common.errors import ApiError, http_error
 from common.logs import log_request, request_id_var
 
 log = logging.getLogger(__name__)
@@ -196,8 +196,11 @@ class JsonHandler(RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(error, ApiError):
-            errors = error.errors
+        answer = http_error(error)
+        if answer is not None:
+            # A domain error reaches here as an uncaught exception, so tornado set 500 first.
+            self.set_status(answer.status_code)
+            errors = answer.errors
         elif status_code == 405:
             allowed = self._allowed_methods()
             self.set_header("Allow", ", ".join(allowed))
@@ -211,7 +214,7 @@ class JsonHandler(RequestHandler):
 
     def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
         # The access line already records every 4xx/5xx answer; only real bugs need more.
-        if not isinstance(value, HTTPError):
+        if not isinstance(value, HTTPError) and http_error(value) is None:
             log.error("uncaught exception in %s %s", self.request.method, self.request.path,
                       exc_info=(typ, value, tb))
 

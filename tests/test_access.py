@@ -7,13 +7,16 @@ for one. The token appears in no log line.
 """
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.processes import Service, Stack, http, start_service, start_stack
+from harness.processes import ROOT, Service, Stack, http, start_service, start_stack
 
 TOKEN = "s3cret-Token-4-tests-only"
 UNAUTHORIZED = {"result": False, "errors": ["X-Internal-Token: missing or wrong"]}
@@ -119,7 +122,7 @@ def test_a_public_api_with_a_wrong_token_answers_502_not_the_services_401(
         guarded: Stack, tmp_path: Path) -> None:
     public = start_service("public_api.py", tmp_path, f"--user_service_url={guarded.user.url}",
                            f"--listing_service_url={guarded.listing.url}",
-                           "--internal_token=not-the-token")
+                           "--downstream_token=not-the-token")
     try:
         status, body = http("POST", public.url + "/public-api/users", {"name": "Nobody"})
         assert (status, body) == (502, {"result": False, "errors": [
@@ -138,3 +141,40 @@ def test_the_token_can_be_given_as_an_option(tmp_path: Path) -> None:
             200, {"result": True, "users": []})
     finally:
         service.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("script, option", [("user_service.py", "--internal_token"),
+                                            ("listing_service.py", "--internal_token"),
+                                            ("public_api.py", "--downstream_token")])
+def test_help_names_each_token_option_and_never_prints_the_secret(script: str,
+                                                                  option: str) -> None:
+    shown = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True,
+                           text=True, env={**os.environ, "INTERNAL_TOKEN": TOKEN}, timeout=30)
+    assert option.replace("_", "-") in shown.stdout + shown.stderr  # tornado shows dashes
+    assert TOKEN not in shown.stdout + shown.stderr
+
+
+def test_the_public_api_sends_its_downstream_token_and_requires_none(
+        guarded: Stack, tmp_path: Path) -> None:
+    # Given as an option, with no INTERNAL_TOKEN in the environment: one meaning per option.
+    public = start_service("public_api.py", tmp_path, f"--user_service_url={guarded.user.url}",
+                           f"--listing_service_url={guarded.listing.url}",
+                           f"--downstream_token={TOKEN}", env={"INTERNAL_TOKEN": ""})
+    try:
+        status, body = http("POST", public.url + "/public-api/users", {"name": "Tokened"})
+        assert status == 201 and body["user"]["name"] == "Tokened"
+        with pytest.raises(subprocess.CalledProcessError):  # the data services' option only
+            subprocess.run([sys.executable, "public_api.py", "--internal_token=x", "--help"],
+                           cwd=ROOT, capture_output=True, check=True, timeout=30)
+    finally:
+        public.stop(signal.SIGKILL)
+
+
+def test_the_service_urls_default_from_the_environment(guarded: Stack, tmp_path: Path) -> None:
+    public = start_service("public_api.py", tmp_path, env={
+        "LISTING_SERVICE_URL": guarded.listing.url, "USER_SERVICE_URL": guarded.user.url,
+        "INTERNAL_TOKEN": TOKEN})
+    try:
+        assert http("GET", public.url + "/ready") == (200, {"result": True})
+    finally:
+        public.stop(signal.SIGKILL)
