@@ -63,9 +63,7 @@ class ListingStore(SqliteStore):
 
     async def create(self, user_id: int, listing_type: str, price: int) -> dict[str, Any]:
         stamp = now_us()
-        # Writes with RETURNING use execute_fetchall: one trip to the database thread, not
-        # three (execute, fetchone, close); the bench's POST measured it.
-        rows = await self.db.execute_fetchall(
+        rows = await self.fetch_all(
             f"INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
             f" VALUES (?, ?, ?, ?, ?) RETURNING {COLUMNS}",
             (user_id, listing_type, price, stamp, stamp),
@@ -81,7 +79,7 @@ class ListingStore(SqliteStore):
             ((user_id, kind, price, stamp, stamp) for user_id, kind, price, stamp in rows))
 
     async def get(self, listing_id: int) -> dict[str, Any]:
-        rows = await self.db.execute_fetchall(
+        rows = await self.fetch_all(
             f"SELECT {COLUMNS} FROM listings WHERE id = ?", (listing_id,))
         if not rows:
             raise NotFound("listing", listing_id)
@@ -94,7 +92,7 @@ class ListingStore(SqliteStore):
             raise ValueError(f"update takes some of {EDITABLE_COLUMNS}, not {list(changes)}")
         assignments = "".join(f"{column} = ?, " for column in columns)
         # max(): updated_at grows even if the clock steps back or two writes share a microsecond.
-        rows = await self.db.execute_fetchall(
+        rows = await self.fetch_all(
             f"UPDATE listings SET {assignments}updated_at = max(?, updated_at + 1)"
             f" WHERE id = ? RETURNING {COLUMNS}",
             (*(changes[column] for column in columns), now_us(), listing_id),
@@ -104,14 +102,14 @@ class ListingStore(SqliteStore):
         return dict(rows[0])
 
     async def delete(self, listing_id: int) -> None:
-        rows = await self.db.execute_fetchall(
+        rows = await self.fetch_all(
             "DELETE FROM listings WHERE id = ? RETURNING id", (listing_id,))
         if not rows:
             raise NotFound("listing", listing_id)
 
     async def page(self, page: v.Page, **filters: Any) -> list[str]:
         """One page, newest first, of the listings matching every filter given (JSON texts)."""
-        rows = await self.db.execute_fetchall(*self.page_query(page, **filters))
+        rows = await self.fetch_all(*self.page_query(page, **filters))
         return [row[0] for row in rows]
 
     @staticmethod
@@ -124,7 +122,7 @@ class ListingStore(SqliteStore):
                 [*filters.values(), page.size, page.offset])
 
     async def count(self) -> int:
-        rows = await self.db.execute_fetchall("SELECT count(*) FROM listings")
+        rows = await self.fetch_all("SELECT count(*) FROM listings")
         return rows[0][0]
 
 
@@ -138,12 +136,12 @@ class ListingsHandler(JsonHandler):
 
     async def get(self) -> None:
         page, filters = v.parse_listing_query(self.query_fields())
-        self.render_rows("listings", await self.store.page(page, **filters))
+        self.send_rows("listings", await self.store.page(page, **filters))
 
     async def post(self) -> None:
         fields = v.parse_fields(self.form_fields(), CREATE_RULES)
         listing = await self.store.create(**fields)
-        self.render({"result": True, "listing": listing}, status=201)
+        self.send_json({"result": True, "listing": listing}, status=201)
 
 
 class ListingHandler(JsonHandler):
@@ -151,12 +149,12 @@ class ListingHandler(JsonHandler):
         self.store = store
 
     async def get(self, raw_id: str) -> None:
-        self.render({"result": True, "listing": await self.store.get(v.parse_id(raw_id))})
+        self.send_json({"result": True, "listing": await self.store.get(v.parse_id(raw_id))})
 
     async def patch(self, raw_id: str) -> None:
         listing_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.form_fields(), EDIT_RULES)
-        self.render({"result": True, "listing": await self.store.update(listing_id, **changes)})
+        self.send_json({"result": True, "listing": await self.store.update(listing_id, **changes)})
 
     async def delete(self, raw_id: str) -> None:
         await self.store.delete(v.parse_id(raw_id))

@@ -166,11 +166,12 @@ class ListingsHandler(JsonHandler):
 
     async def get(self) -> None:
         page, filters = v.parse_listing_query(self.query_fields())
-        self.render({"result": True, "listings": await self.portal.listings_page(page, **filters)})
+        listings = await self.portal.listings_page(page, **filters)
+        self.send_json({"result": True, "listings": listings})
 
     async def post(self) -> None:
         fields = v.parse_fields(self.json_object(), CREATE_LISTING_RULES)
-        self.render({"listing": await self.portal.create_listing(**fields)}, status=201)
+        self.send_json({"listing": await self.portal.create_listing(**fields)}, status=201)
 
 
 class ListingHandler(JsonHandler):
@@ -178,12 +179,12 @@ class ListingHandler(JsonHandler):
         self.portal = portal
 
     async def get(self, raw_id: str) -> None:
-        self.render({"listing": await self.portal.listing(v.parse_id(raw_id))})
+        self.send_json({"listing": await self.portal.listing(v.parse_id(raw_id))})
 
     async def patch(self, raw_id: str) -> None:
         listing_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.json_object(), EDIT_LISTING_RULES)
-        self.render({"listing": await self.portal.update_listing(listing_id, **changes)})
+        self.send_json({"listing": await self.portal.update_listing(listing_id, **changes)})
 
     async def delete(self, raw_id: str) -> None:
         await self.portal.delete_listing(v.parse_id(raw_id))
@@ -196,7 +197,7 @@ class UsersHandler(JsonHandler):
 
     async def post(self) -> None:
         fields = v.parse_fields(self.json_object(), CREATE_USER_RULES)
-        self.render({"user": await self.portal.create_user(**fields)}, status=201)
+        self.send_json({"user": await self.portal.create_user(**fields)}, status=201)
 
 
 class UserHandler(JsonHandler):
@@ -204,12 +205,12 @@ class UserHandler(JsonHandler):
         self.portal = portal
 
     async def get(self, raw_id: str) -> None:
-        self.render({"user": await self.portal.user(v.parse_id(raw_id))})
+        self.send_json({"user": await self.portal.user(v.parse_id(raw_id))})
 
     async def patch(self, raw_id: str) -> None:
         user_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.json_object(), CREATE_USER_RULES)
-        self.render({"user": await self.portal.update_user(user_id, **changes)})
+        self.send_json({"user": await self.portal.update_user(user_id, **changes)})
 
 
 def make_app(portal: Portal, **settings: Any) -> Application:

@@ -43,7 +43,7 @@ class UserStore(SqliteStore):
 
     async def create(self, name: str) -> dict[str, Any]:
         stamp = now_us()
-        rows = await self.db.execute_fetchall(  # one trip to the database thread, see listings
+        rows = await self.fetch_all(
             f"INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)"
             f" RETURNING {COLUMNS}",
             (name, stamp, stamp),
@@ -57,7 +57,7 @@ class UserStore(SqliteStore):
             ((name, stamp, stamp) for name, stamp in rows))
 
     async def get(self, user_id: int) -> dict[str, Any]:
-        rows = await self.db.execute_fetchall(
+        rows = await self.fetch_all(
             f"SELECT {COLUMNS} FROM users WHERE id = ?", (user_id,))
         if not rows:
             raise NotFound("user", user_id)
@@ -66,7 +66,7 @@ class UserStore(SqliteStore):
     async def update(self, user_id: int, name: str) -> dict[str, Any]:
         """Rename a user; updated_at moves forward, created_at stays."""
         # max(): updated_at grows even if the clock steps back or two writes share a microsecond.
-        rows = await self.db.execute_fetchall(
+        rows = await self.fetch_all(
             f"UPDATE users SET name = ?, updated_at = max(?, updated_at + 1) WHERE id = ?"
             f" RETURNING {COLUMNS}",
             (name, now_us(), user_id),
@@ -78,7 +78,7 @@ class UserStore(SqliteStore):
     async def many(self, ids: list[int]) -> list[str]:
         """The users among `ids` that exist, in the order of `ids` (JSON texts)."""
         # The ids go in as one JSON array; json_each numbers them, which gives the order.
-        rows = await self.db.execute_fetchall(
+        rows = await self.fetch_all(
             f"SELECT {QUALIFIED_ROW_JSON} FROM json_each(?) AS wanted"
             " JOIN users ON users.id = wanted.value ORDER BY wanted.key",
             ("[" + ",".join(map(str, ids)) + "]",))
@@ -86,7 +86,7 @@ class UserStore(SqliteStore):
 
     async def page(self, page: v.Page) -> list[str]:
         """One page of users, newest first (JSON texts)."""
-        rows = await self.db.execute_fetchall(
+        rows = await self.fetch_all(
             f"SELECT {ROW_JSON} FROM users ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             (page.size, page.offset),
         )
@@ -107,11 +107,11 @@ class UsersHandler(JsonHandler):
             users = await self.store.many(filters["ids"])
         else:
             users = await self.store.page(page)
-        self.render_rows("users", users)
+        self.send_rows("users", users)
 
     async def post(self) -> None:
         fields = v.parse_fields(self.form_fields(), CREATE_RULES)
-        self.render({"result": True, "user": await self.store.create(**fields)}, status=201)
+        self.send_json({"result": True, "user": await self.store.create(**fields)}, status=201)
 
 
 class UserHandler(JsonHandler):
@@ -119,12 +119,12 @@ class UserHandler(JsonHandler):
         self.store = store
 
     async def get(self, raw_id: str) -> None:
-        self.render({"result": True, "user": await self.store.get(v.parse_id(raw_id))})
+        self.send_json({"result": True, "user": await self.store.get(v.parse_id(raw_id))})
 
     async def patch(self, raw_id: str) -> None:
         user_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.form_fields(), CREATE_RULES)
-        self.render({"result": True, "user": await self.store.update(user_id, **changes)})
+        self.send_json({"result": True, "user": await self.store.update(user_id, **changes)})
 
 
 def make_app(store: UserStore, **settings: Any) -> Application:

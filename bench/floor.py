@@ -8,9 +8,9 @@ public one like the real page. Each is a Tornado app on uvloop, as the services 
 public one fetches and stitches the page with the public API's own `Portal`, through the
 project's downstream client (keep-alive, llhttp, orjson). What it leaves out is everything
 else a real page does: no database (the data processes answer a fixed page), no access log,
-no request id, no token, no validation of the query (always a page of ten). Its ratio to the hello-world ceiling is therefore what this
-machine allows a page of three Tornado processes and two calls; the real page's ratio to
-it is what our own work per page costs.
+no request id, no token, no validation of the query (always a page of ten). Its ratio to the
+hello-world ceiling is therefore what this machine allows a page of three Tornado processes
+and two calls; the real page's ratio to it is what our own work per page costs.
 """
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def measure(item: Measured, folder: Path, args: argparse.Namespace) -> dict[str,
         extra = [f"--listing_service_url={natives[0].url}", f"--user_service_url={natives[1].url}"]
     port = free_port()
     prefix = folder / f"callgrind-{item.name}"
-    log = open(folder / f"{item.name}.log", "wb")
+    log = open(folder / f"{item.name}.log", "wb")  # noqa: SIM115 (the process writes it until stopped)
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", "-q",
          sys.executable, str(ROOT / item.script), f"--port={port}", *extra],

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -89,10 +90,8 @@ class ProcessCpu:
     def sample(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for pid, label in self.labels.items():
-            try:
+            with contextlib.suppress(OSError):  # a process that has just exited
                 totals[label] = totals.get(label, 0.0) + _cpu_seconds(pid)
-            except OSError:
-                pass
         return totals
 
 

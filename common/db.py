@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, ClassVar, TypeVar, cast
 
 import aiosqlite
 
@@ -43,9 +43,16 @@ class SqliteStore:
     async def close(self) -> None:
         await self.db.close()
 
+    def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> Awaitable[list[aiosqlite.Row]]:
+        """All rows of one statement, in one trip to the database thread (execute, fetch and
+        close at once: the bench's POST measured it against three trips)."""
+        # aiosqlite types the rows as an Iterable; they are a list. A plain function that
+        # hands back the awaitable, so the hot path gains no coroutine frame.
+        return cast(Awaitable[list[aiosqlite.Row]], self.db.execute_fetchall(sql, parameters))
+
     async def check(self) -> None:
         """Raise unless the table can be read (readiness)."""
-        await self.db.execute_fetchall(f"SELECT id FROM {self.TABLE} LIMIT 1")
+        await self.fetch_all(f"SELECT id FROM {self.TABLE} LIMIT 1")
 
 
 async def open_database(path: str, schema: str) -> aiosqlite.Connection:

@@ -314,7 +314,7 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
 class _Call:
     """One fetch: its deadline and the one timer that enforces it."""
 
-    __slots__ = ("deadline", "timer", "timed_out", "stream", "waiter")
+    __slots__ = ("deadline", "stream", "timed_out", "timer", "waiter")
 
     def __init__(self) -> None:
         self.deadline: float | None = None

@@ -92,6 +92,7 @@ class BatchingHandler(logging.Handler):
         self._timer = loop.call_later(self.delay, self.flush)
 
     def flush(self) -> None:
+        assert self.lock is not None  # logging.Handler.__init__ creates it
         with self.lock:
             if self._timer is not None:
                 self._timer.cancel()
@@ -121,7 +122,8 @@ def configure_logging(service: str, log_format: str = "text", level: int = loggi
         raise ValueError(f"--log_format must be 'text' or 'json', not {log_format!r}")
     handler: logging.Handler = (BatchingHandler(sys.stderr, batch_delay) if batch_delay > 0
                                 else logging.StreamHandler(sys.stderr))
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
     handler.addFilter(_RequestIdFilter(service))  # outermost: it reads the request's context
     # Neither format shows the caller's file and line, the thread or the process: skip
     # working them out for every line (the logging HOWTO's "Optimization" section).

@@ -65,7 +65,7 @@ class OpenApiHandler(JsonHandler):
         self.name = name
 
     def get(self) -> None:
-        self.render(load_document(self.name))
+        self.send_json(load_document(self.name))
 
 
 PAGE = """<!DOCTYPE html>
@@ -109,9 +109,10 @@ class DocsAssetHandler(StaticFileHandler, JsonHandler):
 
     requires_token = False
 
-    def initialize(self) -> None:  # type: ignore[override]
+    def initialize(self) -> None:  # type: ignore[override]  # the path is ours, not a route's
         # Found on first use rather than in make_app, which does no I/O.
         super().initialize(path=swagger_ui_files())
 
     def get_content_type(self) -> str:
+        assert self.absolute_path is not None  # set by get() before it asks for the type
         return DOCS_ASSETS[Path(self.absolute_path).name]

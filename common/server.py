@@ -108,10 +108,9 @@ async def serve(app: Application, options: OptionParser) -> None:
 
 async def drain(app: Application, grace: float) -> None:
     """Wait until no request is in flight, or `grace` seconds have passed."""
-    deadline = asyncio.get_running_loop().time() + grace
-    while app.settings["inflight"].count and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    if app.settings["inflight"].count:
+    try:
+        await asyncio.wait_for(app.settings["inflight"].idle(), grace)
+    except TimeoutError:
         log.warning("grace period over: %d request(s) cut off", app.settings["inflight"].count)
 
 

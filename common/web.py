@@ -6,12 +6,14 @@ over the size limit, wrong Content-Types, undecodable forms and JSON, repeated p
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -66,6 +68,21 @@ class InFlight:
 
     def __init__(self) -> None:
         self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no request is in flight."""
+        await self._idle.wait()
 
 
 @stream_request_body
@@ -78,7 +95,7 @@ class JsonHandler(RequestHandler):
 
     requires_token = True  # health checks set False: they stay open without the token
 
-    _body = b""
+    _body: bytes | bytearray = b""
     _body_too_large = False
     _counted = False
 
@@ -91,7 +108,7 @@ class JsonHandler(RequestHandler):
             self.set_header("X-Request-ID", self.request_id)
 
     def prepare(self) -> None:
-        self.settings["inflight"].count += 1
+        self.settings["inflight"].enter()
         self._counted = True
         self._body = bytearray()
         incoming = self.request.headers.get("X-Request-ID", "")
@@ -136,7 +153,7 @@ class JsonHandler(RequestHandler):
     def _uncount(self) -> None:
         if self._counted:
             self._counted = False
-            self.settings["inflight"].count -= 1
+            self.settings["inflight"].leave()
 
     # --- reading input -------------------------------------------------------------------
 
@@ -180,11 +197,11 @@ class JsonHandler(RequestHandler):
 
     # --- writing output ------------------------------------------------------------------
 
-    def render(self, body: Mapping[str, Any], status: int = 200) -> None:
+    def send_json(self, body: Mapping[str, Any], status: int = 200) -> None:
         self.set_status(status)
         self.finish(dumps(body))
 
-    def render_rows(self, key: str, rows: list[str]) -> None:
+    def send_rows(self, key: str, rows: list[str]) -> None:
         """`{"result": true, key: [rows]}`, the rows being JSON objects SQLite already wrote."""
         self.finish(b'{"result":true,"' + key.encode() + b'":[' + ",".join(rows).encode() + b"]}")
 
@@ -204,7 +221,8 @@ class JsonHandler(RequestHandler):
         elif status_code == 405:
             allowed = self._allowed_methods()
             self.set_header("Allow", ", ".join(allowed))
-            errors = [f"method: {self.request.method} is not allowed here; use {' or '.join(allowed)}"]
+            use = " or ".join(allowed)
+            errors = [f"method: {self.request.method} is not allowed here; use {use}"]
         elif isinstance(error, HTTPError) and status_code < 500:
             errors = [f"request: {self._reason}"]
         else:
@@ -212,11 +230,12 @@ class JsonHandler(RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps({"result": False, "errors": errors}))
 
-    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
         # The access line already records every 4xx/5xx answer; only real bugs need more.
-        if not isinstance(value, HTTPError) and http_error(value) is None:
+        if value is not None and not isinstance(value, HTTPError) and http_error(value) is None:
             log.error("uncaught exception in %s %s", self.request.method, self.request.path,
-                      exc_info=(typ, value, tb))
+                      exc_info=value)
 
     def _allowed_methods(self) -> list[str]:
         return [m for m in self.SUPPORTED_METHODS
@@ -238,7 +257,7 @@ class PingHandler(JsonHandler):
     requires_token = False
 
     def get(self) -> None:
-        self.render({"result": True})
+        self.send_json({"result": True})
 
 
 class ReadyHandler(JsonHandler):
@@ -256,7 +275,7 @@ class ReadyHandler(JsonHandler):
             reason = "; ".join(error.errors) if isinstance(error, ApiError) else str(error)
             log.warning("not ready: %s", reason)
             raise ApiError(503, [f"ready: {reason}"]) from error
-        self.render({"result": True})
+        self.send_json({"result": True})
 
 
 def _single_values(text: str, where: str) -> dict[str, str]:

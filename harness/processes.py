@@ -168,7 +168,7 @@ class Process:
 
 
 def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> Process:
-    log = open(log_path, "ab")
+    log = open(log_path, "ab")  # noqa: SIM115 (Process.stop closes it)
     full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                 "PYTHONUNBUFFERED": "1", **(env or {})}
     popen = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
