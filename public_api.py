@@ -247,7 +247,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
     options.define("downstream_token", default="",
                    help="token sent to the services in X-Internal-Token"
                         " (default: $INTERNAL_TOKEN; empty: none)")
-    options.define("downstream_connect_timeout", default=1.0, type=float,
+    # 2.5 s outlives one SYN retransmission (sent after 1 s) with room to spare.
+    options.define("downstream_connect_timeout", default=2.5, type=float,
                    help="seconds to connect to a service before answering 504")
     options.define("downstream_timeout", default=5.0, type=float,
                    help="seconds a whole call to a service may take before answering 504")

@@ -24,12 +24,15 @@ loopback. Pool rules:
 - any error, a timeout, or an answer not read to its end closes it;
 - an idle stream that the server closes drops out of the pool: each connection gets one
   close callback when it is opened, not one per use (IOStream watches an idle stream for
-  reads either way); one idle longer than `idle_timeout` (below the services' 60 s
-  idle_connection_timeout) is closed, so we never write to a connection the server is
-  about to drop on purpose;
+  reads either way); one idle longer than `idle_timeout`, or than 3/4 of the idle timeout
+  the server announced in `Keep-Alive: timeout=N`, is closed, so we never write to a
+  connection the server is about to drop on purpose;
+- at most `max_per_host` calls to one host at once (and `max_clients` in all): the others
+  wait in line, within their own timeout, instead of opening more connections than the
+  server's listen backlog takes (a dropped SYN is resent only after a second);
 - a reused stream that turns out dead before a single byte of the answer arrived (the
-  server closed it just as we wrote) is retried once on a fresh connection, for idempotent
-  methods only.
+  server closed it just as we wrote) is retried once on a fresh connection, for safe
+  methods only (GET, HEAD, OPTIONS).
 
 Failures are reported as `SimpleAsyncHTTPClient` reports them, so that `fetch(...,
 raise_error=False)` raises them: `HTTPTimeoutError` (599) for the connect or total timeout,
@@ -57,10 +60,15 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError
 from tornado.tcpclient import TCPClient
 
-# Methods a server may receive twice with the effect of once (RFC 9110, 9.2.2): the only ones
-# resent after a reused connection turned out dead. A POST or PATCH is not: the server may
-# have read and acted on it before the connection died, and we cannot tell.
-IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# The only methods resent after a reused connection turned out dead: the safe ones (RFC 9110,
+# 9.2.1). The server may have read and acted on the request before the connection died, and
+# we cannot tell: a POST would be made twice, and a DELETE, idempotent though it is, would
+# be answered 404 the second time for a delete that succeeded.
+RESENDABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+# A server's `Keep-Alive: timeout=N` is when IT closes an idle connection, timed from before
+# our answer arrived: we stop reusing one after this share of N, so that a request is never
+# written onto a connection the server is closing.
+ANNOUNCED_IDLE_SHARE = 0.75
 # HTTPRequest options this client does not implement: refused rather than silently ignored.
 # (follow_redirects and decompress_response default to true for every request, so they are
 # simply not honoured: no redirect is followed, no Accept-Encoding is sent.)
@@ -82,21 +90,25 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
     def initialize(  # type: ignore[override]
             self, max_clients: int = 100, max_body_size: int = 100 * 1024 * 1024,
             max_header_size: int = 65536, max_idle_per_host: int = 64,
-            idle_timeout: float = 30.0, defaults: dict[str, Any] | None = None) -> None:
-        """`max_clients` calls run at once, the rest wait (their wait counts against their
-        timeout); `idle_timeout` must stay below the servers' own idle timeout."""
+            idle_timeout: float = 30.0, max_per_host: int | None = None,
+            defaults: dict[str, Any] | None = None) -> None:
+        """`max_clients` calls run at once, at most `max_per_host` to one host (default: no
+        limit but max_clients); the rest wait, and their wait counts against their timeout.
+        `idle_timeout` caps how long a connection is kept idle when its server announces no
+        `Keep-Alive: timeout`."""
         super().initialize(defaults=defaults)
         for option in _UNSUPPORTED:
             if self.defaults.get(option):
                 raise ValueError(f"KeepAliveHTTPClient does not support {option}")
         self.max_clients = max_clients
+        self.max_per_host = max_per_host or max_clients
         self.max_body_size = max_body_size
         self.max_header_size = max_header_size
         self.max_idle_per_host = max_idle_per_host
         self.idle_timeout = idle_timeout
         self._loop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]
-        self._active = 0  # calls holding one of the max_clients slots
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._slots = _Slots(max_clients)
+        self._host_slots: dict[Address, _Slots] = {}
         self._tcp = TCPClient()
         # Idle streams per (host, port), oldest first, each with the loop time it went idle.
         self._idle: dict[Address, collections.deque[tuple[IOStream, float]]] = {}
@@ -137,12 +149,22 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
                 call.deadline = start + request.request_timeout
                 # One timer for the whole call (queue, connect, answer); cancelled at the end.
                 call.timer = self._loop.call_at(call.deadline, call.time_out)
+            host_slots = self._host_slots.get(address)
+            if host_slots is None:
+                host_slots = self._host_slots[address] = _Slots(self.max_per_host)
             try:
-                await self._acquire(call)
+                # The host's slot first: a call waiting for its host holds no global slot.
+                if not host_slots.take():
+                    await host_slots.wait(call)
                 try:
-                    answer = await self._send(call, request, own.method, address, data)
+                    if not self._slots.take():
+                        await self._slots.wait(call)
+                    try:
+                        answer = await self._send(call, request, own.method, address, data)
+                    finally:
+                        self._slots.release()
                 finally:
-                    self._release()
+                    host_slots.release()
             finally:
                 if call.timer is not None:
                     call.timer.cancel()
@@ -155,30 +177,6 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
                             buffer=BytesIO(b"".join(answer.body)), effective_url=own.url,
                             request_time=self._loop.time() - start, start_time=wall)
 
-    async def _acquire(self, call: _Call) -> None:
-        """Take one of the max_clients slots, waiting for one if all are taken."""
-        if self._active < self.max_clients and not self._waiters:
-            self._active += 1
-            return
-        call.waiter = waiter = self._loop.create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter  # _release hands its slot over; call.time_out fails the wait
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._release()  # a slot was handed over that this call will not use
-            raise
-        finally:
-            call.waiter = None
-
-    def _release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():  # not timed out: it takes this slot over
-                waiter.set_result(None)
-                return
-        self._active -= 1
-
     async def _send(self, call: _Call, request: HTTPRequest, method: str, address: Address,
                     data: bytes) -> _Answer:
         head_only = method == "HEAD"
@@ -187,7 +185,7 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
             try:
                 return await self._exchange(call, stream, address, data, head_only)
             except _Stale as stale:
-                if method not in IDEMPOTENT:
+                if method not in RESENDABLE:
                     raise stale.error from None
         stream = await self._connect(call, address, request)
         try:
@@ -260,33 +258,41 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
             stream.close()
             raise HTTPTimeoutError("Timeout during request")
         if answer.keep_alive and not answer.extra and not stream.closed():
-            self._keep(address, stream)
+            self._keep(address, stream, self._idle_allowed(answer.headers))
         else:
             stream.close()
         return answer
 
+    def _idle_allowed(self, headers: HTTPHeaders) -> float:
+        """How long a connection may stay idle after this answer: our own cap, or less if
+        the server announced `Keep-Alive: timeout=N` (RFC 9112 appendix; MDN Keep-Alive)."""
+        announced = _announced_timeout(headers.get("Keep-Alive", ""))
+        if announced is None:
+            return self.idle_timeout
+        return min(self.idle_timeout, announced * ANNOUNCED_IDLE_SHARE)
+
     def _take_idle(self, address: Address) -> IOStream | None:
         """The most recently used idle stream to `address` that is still open, if any."""
         idle = self._idle.get(address)
-        oldest_allowed = self._loop.time() - self.idle_timeout
+        now = self._loop.time()
         while idle:
-            stream, since = idle.pop()
+            stream, expires = idle.pop()
             # Bytes from the server while idle (none are due) would be read as the next answer.
-            if not stream.closed() and since >= oldest_allowed and not _bytes_buffered(stream):
+            if not stream.closed() and now < expires and not _bytes_buffered(stream):
                 return stream
             stream.close()
         return None
 
-    def _keep(self, address: Address, stream: IOStream) -> None:
+    def _keep(self, address: Address, stream: IOStream, allowed: float) -> None:
         idle = self._idle.get(address)
         if idle is None:
             idle = self._idle[address] = collections.deque()
-        if self._closed or len(idle) >= self.max_idle_per_host:
+        if self._closed or len(idle) >= self.max_idle_per_host or allowed <= 0:
             stream.close()
             return
-        idle.append((stream, self._loop.time()))
+        idle.append((stream, self._loop.time() + allowed))
         if self._sweep is None:
-            self._sweep = self._loop.call_later(self.idle_timeout, self._close_expired)
+            self._sweep = self._loop.call_later(allowed, self._close_expired)
 
     def _forget(self, address: Address, stream: IOStream) -> None:
         """The close callback of every connection: a closed one leaves the pool."""
@@ -296,19 +302,61 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
                 break
 
     def _close_expired(self) -> None:
-        """Close the connections idle longer than `idle_timeout`; runs while any are idle."""
+        """Close the connections idle past their time; runs while any are idle."""
         self._sweep = None
-        oldest_allowed = self._loop.time() - self.idle_timeout
+        now = self._loop.time()
         for idle in self._idle.values():
-            while idle and idle[0][1] < oldest_allowed:
-                idle.popleft()[0].close()
-        if any(self._idle.values()):
-            self._sweep = self._loop.call_later(self.idle_timeout / 2, self._close_expired)
+            for entry in [entry for entry in idle if entry[1] <= now]:
+                idle.remove(entry)
+                entry[0].close()
+        expiries = [expires for idle in self._idle.values() for _, expires in idle]
+        if expiries:
+            self._sweep = self._loop.call_later(max(min(expiries) - now, 0.05),
+                                                self._close_expired)
 
     def _failed(self, request: HTTPRequest, error: BaseException, start: float, wall: float
                 ) -> HTTPResponse:
         return HTTPResponse(request, 599, error=error, request_time=self._loop.time() - start,
                             start_time=wall)
+
+
+class _Slots:
+    """At most `limit` calls at once; the others wait in line, first come first served."""
+
+    __slots__ = ("active", "limit", "waiters")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take(self) -> bool:
+        """Take a slot if one is free and nobody waits (no coroutine on this hot path)."""
+        if self.active < self.limit and not self.waiters:
+            self.active += 1
+            return True
+        return False
+
+    async def wait(self, call: _Call) -> None:
+        """Wait in line for a slot; `call.time_out` fails the wait."""
+        call.waiter = waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter  # release() hands its slot over
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release()  # a slot was handed over that this call will not use
+            raise
+        finally:
+            call.waiter = None
+
+    def release(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():  # not timed out: it takes this slot over
+                waiter.set_result(None)
+                return
+        self.active -= 1
 
 
 class _Call:
@@ -433,6 +481,15 @@ class _Stale(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _announced_timeout(value: str) -> float | None:
+    """N of a `Keep-Alive: timeout=N, max=M` header, or None if it names no valid timeout."""
+    for parameter in value.split(","):
+        name, _, number = parameter.partition("=")
+        if name.strip().lower() == "timeout" and number.strip().isdigit():
+            return float(number.strip())
+    return None
 
 
 def _bytes_buffered(stream: IOStream) -> bool:

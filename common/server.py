@@ -22,6 +22,11 @@ from common.web import DEFAULT_MAX_BODY_SIZE
 
 log = logging.getLogger(__name__)
 
+# Connections the kernel holds for us before we accept them. Tornado's default, 128, is less
+# than one public API's bursts (common.downstream.MAX_PER_SERVICE per process); beyond it
+# SYNs are dropped and resent a second later. Linux caps it at net.core.somaxconn (4096).
+LISTEN_BACKLOG = 1024
+
 
 def service_options(port: int, address: str) -> OptionParser:
     """The options every service takes; each service defines its own on top."""
@@ -76,6 +81,7 @@ def parse(options: OptionParser, argv: Sequence[str] | None, service: str) -> Op
 def app_settings(options: OptionParser) -> dict[str, Any]:
     """The options that shape an Application, as `json_application` keywords."""
     return {"debug": options.debug, "max_body_size": options.max_body_size,
+            "idle_connection_timeout": options.idle_connection_timeout,
             "internal_token": options.internal_token if "internal_token" in options else ""}
 
 
@@ -87,7 +93,7 @@ async def serve(app: Application, options: OptionParser) -> None:
         idle_connection_timeout=options.idle_connection_timeout,
         body_timeout=options.body_timeout,
     )
-    server.listen(options.port, options.address)
+    server.listen(options.port, options.address, backlog=LISTEN_BACKLOG)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

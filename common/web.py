@@ -103,6 +103,9 @@ class JsonHandler(RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         # Names are stored verbatim, `<script>` included: no browser may sniff them as HTML.
         self.set_header("X-Content-Type-Options", "nosniff")
+        keep_alive = self.settings.get("keep_alive")
+        if keep_alive:
+            self.set_header("Keep-Alive", keep_alive)
         # Called again by send_error's clear(): error answers keep the request id too.
         if getattr(self, "request_id", None):
             self.set_header("X-Request-ID", self.request_id)
@@ -297,6 +300,7 @@ def json_application(
     debug: bool = False,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     internal_token: str = "",
+    idle_connection_timeout: float | None = None,
 ) -> Application:
     """An Application that answers JSON to everything; pure, so tests can build it freely."""
     return Application(
@@ -307,4 +311,8 @@ def json_application(
         max_body_size=max_body_size,
         internal_token=internal_token,
         inflight=InFlight(),
+        # Announced on every answer, so that a client stops reusing a connection before we
+        # drop it: a request written onto a closing connection fails, and a POST is not resent.
+        keep_alive=(f"timeout={int(idle_connection_timeout)}"
+                    if idle_connection_timeout is not None else None),
     )
