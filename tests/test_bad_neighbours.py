@@ -21,7 +21,8 @@ from tornado.testing import bind_unused_port
 from tornado.web import Application, RequestHandler
 
 from common.downstream import MAX_RESPONSE_BYTES
-from conftest import Served, call, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.http import call
 
 
 @dataclass

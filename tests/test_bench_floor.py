@@ -13,7 +13,7 @@ import pytest
 
 from bench.floor import LISTINGS, USERS
 from bench.run import start_floor
-from checks import assert_public_listing
+from tests.support.checks import assert_public_listing
 from harness.processes import Service, http
 
 

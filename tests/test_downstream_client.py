@@ -20,7 +20,8 @@ from tornado.web import Application, RequestHandler
 
 from common.downstream import MAX_RESPONSE_BYTES, ServiceClient
 from common.errors import ApiError
-from conftest import Served, call, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.http import call
 from harness.processes import free_port
 
 

@@ -13,9 +13,10 @@ import pytest
 from tornado.testing import bind_unused_port
 from tornado.web import RequestHandler
 
-from checks import assert_error
+from tests.support.checks import assert_error
 from common.web import json_application
-from conftest import Served, call, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.http import call
 
 TIMEOUT = 2.0  # the public API's total timeout per downstream call, in these tests
 

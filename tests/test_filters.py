@@ -9,7 +9,8 @@ import pytest
 
 from common.validation import Page
 from listing_service import ListingStore
-from tests.conftest import Served, call
+from tests.support.apps import Served
+from tests.support.http import call
 
 # (user_id, listing_type, price), created oldest first.
 ROWS = [(1, "rent", 500), (1, "sale", 90000), (2, "rent", 1500), (2, "sale", 120000),

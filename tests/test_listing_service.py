@@ -11,8 +11,9 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 import listing_service
-from checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
-from conftest import Served, call, serve_app, stop_app
+from tests.support.checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
+from tests.support.apps import Served, serve_app, stop_app
+from tests.support.http import call
 
 MAX = 2**63 - 1
 FORM = {"user_id": "1", "listing_type": "rent", "price": "6000"}

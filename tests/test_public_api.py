@@ -16,10 +16,11 @@ from tornado.web import RequestHandler
 
 import listing_service
 import user_service
-from checks import (LISTING_KEYS, PUBLIC_LISTING_KEYS, assert_error, assert_listing,
+from tests.support.checks import (LISTING_KEYS, PUBLIC_LISTING_KEYS, assert_error, assert_listing,
                     assert_public_listing, assert_user, is_int, listed)
 from common.web import json_application
-from conftest import Reply, Served, call, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.http import Reply, call
 
 MAX = 2**63 - 1
 LISTING = {"user_id": 1, "listing_type": "rent", "price": 6000}

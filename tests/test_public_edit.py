@@ -7,9 +7,10 @@ import pytest
 from tornado.ioloop import IOLoop
 from tornado.web import Application, RequestHandler
 
-from checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
+from tests.support.checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
 from common.logs import log_request
-from tests.conftest import Served, call, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.http import call
 from harness.processes import free_port
 
 

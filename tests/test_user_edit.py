@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Served, call
+from tests.support.apps import Served
+from tests.support.http import call
 
 
 async def create(svc: Served, name: str) -> dict:

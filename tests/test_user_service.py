@@ -8,8 +8,9 @@ from urllib.parse import quote, urlencode
 import pytest
 
 import user_service
-from checks import USER_KEYS, assert_error, assert_user, listed
-from conftest import Served, call, serve_app, stop_app
+from tests.support.checks import USER_KEYS, assert_error, assert_user, listed
+from tests.support.apps import Served, serve_app, stop_app
+from tests.support.http import call
 
 MAX = 2**63 - 1
 

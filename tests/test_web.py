@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from checks import assert_error
+from tests.support.checks import assert_error
 from common.web import JsonHandler, json_application
-from conftest import Served, call, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.http import call
 
 
 class Boom(JsonHandler):
