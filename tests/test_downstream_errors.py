@@ -16,6 +16,7 @@ from tornado.web import RequestHandler
 from tests.support.checks import assert_error
 from common.web import json_application
 from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.data import post_listing, post_user
 from tests.support.http import call
 
 TIMEOUT = 2.0  # the public API's total timeout per downstream call, in these tests
@@ -105,15 +106,6 @@ def listing_row(user_id: int = 1) -> dict:
             "created_at": 5, "updated_at": 5}
 
 
-async def create_user(public: Served, name: str = "Ann"):
-    return await call("POST", public.url + "/public-api/users", json_body={"name": name})
-
-
-async def create_listing(public: Served, user_id: int = 1):
-    return await call("POST", public.url + "/public-api/listings",
-                      json_body={"user_id": user_id, "listing_type": "rent", "price": 10})
-
-
 # --- 502: a 5xx or garbage ------------------------------------------------------------------
 
 @pytest.mark.gen_test
@@ -129,7 +121,7 @@ async def test_a_5xx_from_the_listing_service_is_a_502(fake_listings, fake, stat
 @pytest.mark.parametrize("query", ["", "?user_id=1"])
 async def test_a_5xx_from_the_user_service_is_a_502_for_the_page(fake_users, fake, query):
     fake.answers(201, {"result": True, "user": {"id": 1}})
-    assert (await create_listing(fake_users)).status == 201
+    assert (await post_listing(fake_users)).status == 201
     fake.answers(500, b"<html>oops</html>")
     reply = await call("GET", fake_users.url + "/public-api/listings" + query)
     assert reply.body["errors"] == ["user service answered 500"]
@@ -139,7 +131,7 @@ async def test_a_5xx_from_the_user_service_is_a_502_for_the_page(fake_users, fak
 @pytest.mark.gen_test
 async def test_a_5xx_on_create_user_is_a_502(fake_users, fake):
     fake.answers(500, {"result": False, "errors": ["disk full"]})
-    reply = await create_user(fake_users)
+    reply = await post_user(fake_users)
     assert reply.body["errors"] == ["user service answered 500"]  # its details stay inside
     assert_error(reply, 502, "user service")
 
@@ -163,7 +155,7 @@ async def test_garbage_from_the_listing_service_is_a_502(fake_listings, fake, bo
                                   b'{"users": "Ann"}'])
 async def test_garbage_from_the_user_service_is_a_502(fake_users, fake, listing_svc, body):
     fake.answers(201, {"result": True, "user": {"id": 1}})
-    assert (await create_listing(fake_users)).status == 201
+    assert (await post_listing(fake_users)).status == 201
     fake.answers(200, body)
     assert_error(await call("GET", fake_users.url + "/public-api/listings"), 502)
 
@@ -184,8 +176,8 @@ async def test_an_unreachable_service_is_a_503(nowhere):
     listings = await call("GET", nowhere.url + "/public-api/listings")
     assert listings.body["errors"] == ["listing service cannot be reached"]
     assert_error(listings, 503, "listing service")
-    assert_error(await create_user(nowhere), 503, "user service")
-    assert_error(await create_listing(nowhere), 503, "user service")
+    assert_error(await post_user(nowhere), 503, "user service")
+    assert_error(await post_listing(nowhere), 503, "user service")
 
 
 @pytest.mark.gen_test
@@ -213,8 +205,8 @@ async def test_a_service_that_never_answers_is_a_504(fake_listings, fake):
 @pytest.mark.gen_test(timeout=10)
 async def test_a_user_service_that_never_answers_is_a_504_on_create(fake_users, fake):
     fake.script = Script(hang=True)
-    assert_error(await create_user(fake_users), 504, "user service")
-    assert_error(await create_listing(fake_users), 504, "user service")
+    assert_error(await post_user(fake_users), 504, "user service")
+    assert_error(await post_listing(fake_users), 504, "user service")
 
 
 # --- a downstream 4xx is passed on ----------------------------------------------------------------
@@ -223,7 +215,7 @@ async def test_a_user_service_that_never_answers_is_a_504_on_create(fake_users, 
 @pytest.mark.parametrize("status", [400, 404, 409, 422])
 async def test_a_4xx_is_passed_on_with_its_messages(fake_users, fake, status):
     fake.answers(status, {"result": False, "errors": ["name: is reserved"]})
-    reply = await create_user(fake_users, "admin")
+    reply = await post_user(fake_users, "admin")
     assert (reply.status, reply.body) == (
         status, {"result": False, "errors": ["name: is reserved"]})
 
@@ -231,7 +223,7 @@ async def test_a_4xx_is_passed_on_with_its_messages(fake_users, fake, status):
 @pytest.mark.gen_test
 async def test_a_4xx_without_messages_is_passed_on_with_a_message_of_ours(fake_users, fake):
     fake.answers(429, {"result": False, "detail": "slow down"})
-    reply = await create_user(fake_users)
+    reply = await post_user(fake_users)
     assert reply.body["errors"] == ["user service refused the request (429)"]
     assert_error(reply, 429, "user service")
 
@@ -239,13 +231,13 @@ async def test_a_4xx_without_messages_is_passed_on_with_a_message_of_ours(fake_u
 @pytest.mark.gen_test
 async def test_a_4xx_with_garbage_is_a_502(fake_users, fake):
     fake.answers(400, b"<html>Bad Request</html>")
-    assert_error(await create_user(fake_users), 502, "user service")
+    assert_error(await post_user(fake_users), 502, "user service")
 
 
 @pytest.mark.gen_test
 async def test_a_404_from_the_user_service_means_a_null_user(fake_users, fake, listing_svc):
     fake.answers(201, {"result": True, "user": {"id": 1}})
-    listing = (await create_listing(fake_users)).body["listing"]
+    listing = (await post_listing(fake_users)).body["listing"]
     fake.answers(404, {"result": False, "errors": ["user 1 does not exist"]})
     reply = await call("GET", fake_users.url + "/public-api/listings?user_id=1")
     assert reply.status == 200

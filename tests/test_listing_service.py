@@ -13,16 +13,11 @@ from tornado.httpclient import AsyncHTTPClient
 import listing_service
 from tests.support.checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
 from tests.support.apps import Served, serve_app, stop_app
+from tests.support.data import create_listing
 from tests.support.http import call
 
 MAX = 2**63 - 1
 FORM = {"user_id": "1", "listing_type": "rent", "price": "6000"}
-
-
-async def create(svc: Served, **fields: str) -> dict:
-    reply = await call("POST", svc.url + "/listings", form={**FORM, **fields})
-    assert reply.status == 201, reply.body
-    return reply.body["listing"]
 
 
 async def listings(svc: Served, query: str = "") -> list[dict]:
@@ -58,15 +53,15 @@ async def test_create_answers_201_with_the_listing(listing_svc):
 
 @pytest.mark.gen_test
 async def test_created_listing_is_stored_with_a_new_id(listing_svc):
-    first = await create(listing_svc)
-    second = await create(listing_svc, price="7000")
+    first = await create_listing(listing_svc)
+    second = await create_listing(listing_svc, price=7000)
     assert second["id"] > first["id"]
     assert await listings(listing_svc) == [second, first]
 
 
 @pytest.mark.gen_test
 async def test_create_accepts_the_largest_64_bit_price(listing_svc):
-    listing = await create(listing_svc, price=str(MAX))
+    listing = await create_listing(listing_svc, price=MAX)
     assert listing["price"] == MAX and is_int(listing["price"])
     assert (await listings(listing_svc))[0]["price"] == MAX
 
@@ -235,7 +230,7 @@ async def test_page_size_100_is_allowed(listing_svc, listing_store):
 
 @pytest.mark.gen_test
 async def test_a_page_past_the_end_is_empty(listing_svc):
-    await create(listing_svc)
+    await create_listing(listing_svc)
     assert await listings(listing_svc, "page_num=2") == []
     assert await listings(listing_svc, f"page_num={MAX}&page_size=100") == []
 
@@ -254,7 +249,7 @@ async def test_list_filters_by_user_id(listing_svc, listing_store):
 
 @pytest.mark.gen_test
 async def test_list_ignores_unknown_query_parameters(listing_svc):
-    listing = await create(listing_svc)
+    listing = await create_listing(listing_svc)
     assert await listings(listing_svc, "_=12345&sort=price") == [listing]
 
 

@@ -10,16 +10,14 @@ from tornado.web import Application, RequestHandler
 from tests.support.checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
 from common.logs import log_request
 from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.data import create_listing, create_user
 from tests.support.http import call
 from harness.processes import free_port
 
 
 async def user_and_listing(public: Served, name: str = "Ann", price: int = 6000) -> tuple[dict, dict]:
-    user = (await call("POST", f"{public.url}/public-api/users", json_body={"name": name})).body["user"]
-    reply = await call("POST", f"{public.url}/public-api/listings",
-                       json_body={"user_id": user["id"], "listing_type": "rent", "price": price})
-    assert reply.status == 201, reply.body
-    return user, reply.body["listing"]
+    user = await create_user(public, name)
+    return user, await create_listing(public, user["id"], price=price)
 
 
 @pytest.mark.gen_test

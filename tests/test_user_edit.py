@@ -4,18 +4,13 @@ from __future__ import annotations
 import pytest
 
 from tests.support.apps import Served
+from tests.support.data import create_user
 from tests.support.http import call
-
-
-async def create(svc: Served, name: str) -> dict:
-    reply = await call("POST", f"{svc.url}/users", form={"name": name})
-    assert reply.status == 201, reply.body
-    return reply.body["user"]
 
 
 @pytest.mark.gen_test
 async def test_patch_renames_and_bumps_updated_at(user_svc: Served) -> None:
-    created = await create(user_svc, "Suresh Subramaniam")
+    created = await create_user(user_svc, "Suresh Subramaniam")
     url = f"{user_svc.url}/users/{created['id']}"
     reply = await call("PATCH", url, form={"name": "  Suresh Subramanian  "})
     assert reply.status == 200, reply.body
@@ -30,7 +25,7 @@ async def test_patch_renames_and_bumps_updated_at(user_svc: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_patch_validates_the_name(user_svc: Served) -> None:
-    created = await create(user_svc, "Ann")
+    created = await create_user(user_svc, "Ann")
     url = f"{user_svc.url}/users/{created['id']}"
     cases = {
         (): ["body: must change at least one of name"],

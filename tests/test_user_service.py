@@ -10,15 +10,10 @@ import pytest
 import user_service
 from tests.support.checks import USER_KEYS, assert_error, assert_user, listed
 from tests.support.apps import Served, serve_app, stop_app
+from tests.support.data import create_user
 from tests.support.http import call
 
 MAX = 2**63 - 1
-
-
-async def create(svc: Served, name: str = "Suresh Subramaniam") -> dict:
-    reply = await call("POST", svc.url + "/users", form={"name": name})
-    assert reply.status == 201, reply.body
-    return reply.body["user"]
 
 
 async def users(svc: Served, query: str = "") -> list[dict]:
@@ -57,13 +52,13 @@ async def test_create_answers_201_with_the_user(user_svc):
 
 @pytest.mark.gen_test
 async def test_create_trims_the_name(user_svc):
-    assert (await create(user_svc, " \t Ann Lee \n"))["name"] == "Ann Lee"
+    assert (await create_user(user_svc, " \t Ann Lee \n"))["name"] == "Ann Lee"
 
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("name", ["Zoë Ó Briain", "山田 太郎", "Łukasz 🏠", "a" * 200, "é" * 200])
 async def test_create_keeps_any_unicode_name_up_to_200_characters(user_svc, name):
-    user = await create(user_svc, name)
+    user = await create_user(user_svc, name)
     assert user["name"] == name
     fetched = await call("GET", f"{user_svc.url}/users/{user['id']}")
     assert fetched.body["user"]["name"] == name
@@ -115,8 +110,8 @@ async def test_create_rejects_a_json_body(user_svc):
 
 @pytest.mark.gen_test
 async def test_get_one_user(user_svc):
-    created = await create(user_svc, "Ann")
-    await create(user_svc, "Bob")
+    created = await create_user(user_svc, "Ann")
+    await create_user(user_svc, "Bob")
     reply = await call("GET", f"{user_svc.url}/users/{created['id']}")
     assert reply.status == 200
     assert list(reply.body) == ["result", "user"] and reply.body["result"] is True
@@ -125,7 +120,7 @@ async def test_get_one_user(user_svc):
 
 @pytest.mark.gen_test
 async def test_get_an_unknown_user_is_a_404(user_svc):
-    await create(user_svc)
+    await create_user(user_svc)
     errors = assert_error(await call("GET", f"{user_svc.url}/users/999"), 404, "user 999")
     assert errors == ["user 999 does not exist"]
 
@@ -198,14 +193,14 @@ async def test_list_rejects_a_repeated_query_parameter(user_svc):
 
 @pytest.mark.gen_test
 async def test_ids_batch_answers_in_the_order_asked(user_svc):
-    a, b, c = [await create(user_svc, name) for name in ("Ann", "Bob", "Cy")]
+    a, b, c = [await create_user(user_svc, name) for name in ("Ann", "Bob", "Cy")]
     found = await users(user_svc, f"ids={c['id']},{a['id']},{b['id']}")
     assert found == [c, a, b]
 
 
 @pytest.mark.gen_test
 async def test_ids_batch_omits_missing_ids_and_repeats(user_svc):
-    a, b = await create(user_svc, "Ann"), await create(user_svc, "Bob")
+    a, b = await create_user(user_svc, "Ann"), await create_user(user_svc, "Bob")
     found = await users(user_svc, f"ids=999,{b['id']},{a['id']},{b['id']},12345")
     assert found == [b, a]
     assert await users(user_svc, "ids=999") == []
@@ -226,7 +221,7 @@ AWKWARD_NAMES = ['say "hi" \\ back', "tab\there\nnew line", "nul \x00 and \x01\x
 
 @pytest.mark.gen_test
 async def test_lists_give_back_awkward_names_exactly(user_svc):
-    made = [await create(user_svc, name) for name in AWKWARD_NAMES]
+    made = [await create_user(user_svc, name) for name in AWKWARD_NAMES]
     assert [user["name"] for user in made] == [name.strip() for name in AWKWARD_NAMES]
     assert await users(user_svc, "ids=" + ",".join(str(user["id"]) for user in made)) == made
     assert await users(user_svc, "page_size=100") == made[::-1]

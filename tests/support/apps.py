@@ -15,12 +15,16 @@ from common.downstream import ServiceClient
 
 @dataclass
 class Served:
-    """An app listening on a loopback port; `requests` counts what it received, by path."""
+    """An app listening on a loopback port; `requests` counts what it received, by path.
+
+    `public` marks the public API, whose creates take JSON under /public-api (tests.support.data).
+    """
 
     app: Application
     url: str
     server: HTTPServer
     requests: list[str] = field(default_factory=list)
+    public: bool = False
 
 
 def serve_app(io_loop: IOLoop, app: Application) -> Served:
@@ -51,4 +55,6 @@ def make_public(io_loop: IOLoop, listing_url: str, user_url: str, **client: Any)
     """The public API in front of the given service URLs (real ones, or a test's fake)."""
     portal = public_api.Portal(ServiceClient("listing", listing_url, **client),
                                ServiceClient("user", user_url, **client))
-    return serve_app(io_loop, public_api.make_app(portal))
+    served = serve_app(io_loop, public_api.make_app(portal))
+    served.public = True
+    return served
