@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 
+from common.validation import MAX_INT64
 from common.web import dumps
 
 
 def test_answers_are_compact_utf8_with_64_bit_integers() -> None:
-    body = {"name": "Zoë 東京", "price": 2**63 - 1, "user": None, "result": True}
+    body = {"name": "Zoë 東京", "price": MAX_INT64, "user": None, "result": True}
     assert dumps(body) == ('{"name":"Zoë 東京","price":9223372036854775807,"user":null,'
                            '"result":true}').encode("utf-8")
 

@@ -16,6 +16,7 @@ from tornado.web import RequestHandler
 
 import listing_service
 import user_service
+from common.validation import MAX_INT64
 from tests.support.checks import (LISTING_KEYS, PUBLIC_LISTING_KEYS, assert_error, assert_listing,
                     assert_public_listing, assert_user, is_int, listed)
 from common.web import json_application
@@ -23,7 +24,6 @@ from tests.support.apps import Served, make_public, serve_app, stop_app
 from tests.support.data import create_listing, create_user
 from tests.support.http import Reply, call
 
-MAX = 2**63 - 1
 LISTING = {"user_id": 1, "listing_type": "rent", "price": 6000}
 
 
@@ -114,9 +114,9 @@ async def test_create_listing_answers_201_with_only_the_listing(public, listing_
 @pytest.mark.gen_test
 async def test_create_listing_accepts_the_largest_64_bit_price(public):
     user = await create_user(public)
-    listing = await create_listing(public, user["id"], price=MAX)
-    assert listing["price"] == MAX and is_int(listing["price"])
-    assert (await public_listings(public))[0]["price"] == MAX
+    listing = await create_listing(public, user["id"], price=MAX_INT64)
+    assert listing["price"] == MAX_INT64 and is_int(listing["price"])
+    assert (await public_listings(public))[0]["price"] == MAX_INT64
 
 
 @pytest.mark.gen_test
@@ -134,8 +134,8 @@ async def test_create_listing_for_an_unknown_user_stores_nothing(public, listing
 @pytest.mark.gen_test
 @pytest.mark.parametrize("field, value", [
     ("user_id", True), ("user_id", "1"), ("user_id", 1.0), ("user_id", 0), ("user_id", -1),
-    ("user_id", None), ("user_id", MAX + 1), ("user_id", [1]),
-    ("price", 0), ("price", -1), ("price", 2**63), ("price", "6000"), ("price", 6000.0),
+    ("user_id", None), ("user_id", MAX_INT64 + 1), ("user_id", [1]),
+    ("price", 0), ("price", -1), ("price", MAX_INT64 + 1), ("price", "6000"), ("price", 6000.0),
     ("price", 6000.5), ("price", False), ("price", None), ("price", {"amount": 6000}),
     ("listing_type", "lease"), ("listing_type", "RENT"), ("listing_type", 1),
     ("listing_type", None), ("listing_type", ["rent"]),

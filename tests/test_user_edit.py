@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from common.validation import MAX_NAME_LENGTH
 from tests.support.apps import Served
 from tests.support.data import create_user
 from tests.support.http import call
+
+TOO_LONG_OR_EMPTY = f"name: must be 1 to {MAX_NAME_LENGTH} characters after trimming"
 
 
 @pytest.mark.gen_test
@@ -29,8 +32,8 @@ async def test_patch_validates_the_name(user_svc: Served) -> None:
     url = f"{user_svc.url}/users/{created['id']}"
     cases = {
         (): ["body: must change at least one of name"],
-        (("name", "   "),): ["name: must be 1 to 200 characters after trimming"],
-        (("name", "x" * 201),): ["name: must be 1 to 200 characters after trimming"],
+        (("name", "   "),): [TOO_LONG_OR_EMPTY],
+        (("name", "x" * (MAX_NAME_LENGTH + 1)),): [TOO_LONG_OR_EMPTY],
         (("nick", "Annie"),): ["nick: is not a known field"],
         (("name", "Annie"), ("id", "9")): ["id: is not a known field"],
     }

@@ -8,12 +8,12 @@ from urllib.parse import quote, urlencode
 import pytest
 
 import user_service
+from common.validation import MAX_INT64
 from tests.support.checks import USER_KEYS, assert_error, assert_user, listed
 from tests.support.apps import Served, serve_app, stop_app
 from tests.support.data import create_user
 from tests.support.http import call
 
-MAX = 2**63 - 1
 
 
 async def users(svc: Served, query: str = "") -> list[dict]:
@@ -126,7 +126,7 @@ async def test_get_an_unknown_user_is_a_404(user_svc):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", quote(" 1"), str(MAX + 1)])
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", quote(" 1"), str(MAX_INT64 + 1)])
 async def test_get_with_a_bad_id_is_a_400(user_svc, raw):
     assert_error(await call("GET", f"{user_svc.url}/users/{raw}"), 400, "id:")
 
@@ -241,7 +241,7 @@ async def test_ids_batch_refuses_more_than_100_ids(user_svc):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("raw", ["", "a", "1,,2", "1,", "0", "-1", "1;2", quote("1, 2"),
-                                 str(MAX + 1)])
+                                 str(MAX_INT64 + 1)])
 async def test_ids_batch_refuses_junk(user_svc, raw):
     assert_error(await call("GET", f"{user_svc.url}/users?ids={raw}"), 400, "ids:")
 
