@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import listing_service
 import user_service
 from common.downstream import configure_http_client
 from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.fake import FakeService
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -94,3 +95,17 @@ def public(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[S
     served = make_public(io_loop, listing_svc.url, user_svc.url)
     yield served
     stop_app(io_loop, served)
+
+
+@pytest.fixture
+def make_fake(io_loop: IOLoop) -> Iterator[Callable[..., FakeService]]:
+    """Fake downstream services (tests/support/fake.py), stopped when the test ends."""
+    fakes: list[FakeService] = []
+
+    def make(**options: Any) -> FakeService:
+        fakes.append(FakeService(**options).start(io_loop))
+        return fakes[-1]
+
+    yield make
+    for fake in fakes:
+        fake.stop()

@@ -4,80 +4,30 @@ The failing service is a fake the test scripts; the other one is the real servic
 """
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
-from tornado.testing import bind_unused_port
-from tornado.web import RequestHandler
 
 from tests.support.checks import assert_error
-from common.web import json_application
 from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.fake import FakeService
 from tests.support.data import post_listing, post_user
 from tests.support.http import call
 
 TIMEOUT = 2.0  # the public API's total timeout per downstream call, in these tests
 
 
-@dataclass
-class Script:
-    """What the fake service answers next: a status and raw body, or nothing at all."""
-
-    status: int = 200
-    body: bytes = b'{"result": true}'
-    hang: bool = False
-
-
-@dataclass
-class Fake:
-    served: Served
-    script: Script = field(default_factory=Script)
-    request_ids: list[str] = field(default_factory=list)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def answers(self, status: int, body: object) -> None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.script = Script(status, raw)
-
-
-class ScriptedHandler(RequestHandler):
-    def initialize(self, fake: list[Fake]) -> None:
-        self.fake = fake[0]
-
-    async def get(self, *_: str) -> None:
-        await self.answer()
-
-    async def post(self, *_: str) -> None:
-        await self.answer()
-
-    async def answer(self) -> None:
-        self.fake.request_ids.append(self.request.headers.get("X-Request-ID", ""))
-        script = self.fake.script
-        if script.hang:
-            await self.fake.release.wait()  # set at teardown, long after the caller gave up
-            return
-        self.set_status(script.status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(script.body)
-
-
 @pytest.fixture
-def fake(io_loop) -> Iterator[Fake]:
-    holder: list[Fake] = []
-    served = serve_app(io_loop, json_application([(r"/(.*)", ScriptedHandler, {"fake": holder})]))
-    holder.append(Fake(served))
-    yield holder[0]
-    holder[0].release.set()
-    stop_app(io_loop, served)
+def fake(make_fake) -> FakeService:
+    fake = make_fake()
+    fake.answers(200, b'{"result": true}')
+    return fake
 
 
 @pytest.fixture
 def fake_users(io_loop, listing_svc, fake) -> Iterator[Served]:
     """The public API with the real listing service and a fake user service."""
-    public = make_public(io_loop, listing_svc.url, fake.served.url, request_timeout=TIMEOUT)
+    public = make_public(io_loop, listing_svc.url, fake.url, request_timeout=TIMEOUT)
     yield public
     stop_app(io_loop, public)
 
@@ -85,18 +35,16 @@ def fake_users(io_loop, listing_svc, fake) -> Iterator[Served]:
 @pytest.fixture
 def fake_listings(io_loop, user_svc, fake) -> Iterator[Served]:
     """The public API with a fake listing service and the real user service."""
-    public = make_public(io_loop, fake.served.url, user_svc.url, request_timeout=TIMEOUT)
+    public = make_public(io_loop, fake.url, user_svc.url, request_timeout=TIMEOUT)
     yield public
     stop_app(io_loop, public)
 
 
 @pytest.fixture
-def nowhere(io_loop) -> Iterator[Served]:
+def nowhere(io_loop, make_fake) -> Iterator[Served]:
     """The public API in front of two ports nothing listens on."""
-    sock, port = bind_unused_port()
-    sock.close()
-    public = make_public(io_loop, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}",
-                         request_timeout=TIMEOUT)
+    gone = make_fake(connects="refused")
+    public = make_public(io_loop, gone.url, gone.url, request_timeout=TIMEOUT)
     yield public
     stop_app(io_loop, public)
 
@@ -196,7 +144,7 @@ async def test_ready_is_503_while_a_service_is_not_ready(fake_users, fake):
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_service_that_never_answers_is_a_504(fake_listings, fake):
-    fake.script = Script(hang=True)
+    fake.hangs()
     reply = await call("GET", fake_listings.url + "/public-api/listings")
     assert reply.body["errors"] == ["listing service did not answer in time"]
     assert_error(reply, 504, "listing service")
@@ -204,7 +152,7 @@ async def test_a_service_that_never_answers_is_a_504(fake_listings, fake):
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_user_service_that_never_answers_is_a_504_on_create(fake_users, fake):
-    fake.script = Script(hang=True)
+    fake.hangs()
     assert_error(await post_user(fake_users), 504, "user service")
     assert_error(await post_listing(fake_users), 504, "user service")
 
@@ -253,4 +201,4 @@ async def test_the_request_id_reaches_the_downstream_service(fake_users, fake):
     reply = await call("POST", fake_users.url + "/public-api/users", json_body={"name": "Ann"},
                        headers={"X-Request-ID": "trace-42"})
     assert reply.headers["X-Request-ID"] == "trace-42"
-    assert fake.request_ids == ["trace-42"]
+    assert [r.headers.get("X-Request-ID", "") for r in fake.requests] == ["trace-42"]

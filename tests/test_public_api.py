@@ -12,16 +12,15 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from tornado.web import RequestHandler
 
 import listing_service
 import user_service
 from common.validation import MAX_INT64
 from tests.support.checks import (LISTING_KEYS, PUBLIC_LISTING_KEYS, assert_error, assert_listing,
                     assert_public_listing, assert_user, is_int, listed)
-from common.web import json_application
 from tests.support.apps import Served, make_public, serve_app, stop_app
 from tests.support.data import create_listing, create_user
+from tests.support.fake import Answer, Request
 from tests.support.http import Reply, call
 
 LISTING = {"user_id": 1, "listing_type": "rent", "price": 6000}
@@ -388,37 +387,29 @@ class Rendezvous:
         await asyncio.wait_for(self.both.wait(), timeout=2)
 
 
-class FakeListings(RequestHandler):
-    def initialize(self, meeting: Rendezvous) -> None:
-        self.meeting = meeting
+@pytest.fixture
+def meeting_public(io_loop, make_fake) -> Iterator[tuple[Served, Rendezvous]]:
+    """The public API in front of two fakes that each wait for the other's request."""
+    meeting = Rendezvous()
 
-    async def get(self) -> None:
-        await self.meeting.arrive("listings")
-        self.write({"result": True, "listings": [
+    async def listing_rows(request: Request) -> Answer:
+        await meeting.arrive("listings")
+        return Answer(body={"result": True, "listings": [
             {"id": 1, "user_id": 3, "listing_type": "rent", "price": 10,
              "created_at": 5, "updated_at": 5}]})
 
+    async def one_user(request: Request) -> Answer:
+        await meeting.arrive("user")
+        user_id = int(request.path.split("?")[0].rsplit("/", 1)[1])
+        return Answer(body={"result": True, "user": {"id": user_id, "name": "Cy",
+                                                     "created_at": 1, "updated_at": 1}})
 
-class FakeUser(RequestHandler):
-    def initialize(self, meeting: Rendezvous) -> None:
-        self.meeting = meeting
-
-    async def get(self, user_id: str) -> None:
-        await self.meeting.arrive("user")
-        self.write({"result": True, "user": {"id": int(user_id), "name": "Cy",
-                                             "created_at": 1, "updated_at": 1}})
-
-
-@pytest.fixture
-def meeting_public(io_loop) -> Iterator[tuple[Served, Rendezvous]]:
-    meeting = Rendezvous()
-    deps = {"meeting": meeting}
-    fakes = [serve_app(io_loop, json_application([(r"/listings", FakeListings, deps)])),
-             serve_app(io_loop, json_application([(r"/users/(\d+)", FakeUser, deps)]))]
-    public = make_public(io_loop, fakes[0].url, fakes[1].url, request_timeout=4)
+    listings, users = make_fake(), make_fake()
+    listings.script(listing_rows)
+    users.script(one_user)
+    public = make_public(io_loop, listings.url, users.url, request_timeout=4)
     yield public, meeting
-    for served in (public, *fakes):
-        stop_app(io_loop, served)
+    stop_app(io_loop, public)
 
 
 @pytest.mark.gen_test(timeout=10)

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tornado.ioloop import IOLoop
-from tornado.web import Application, RequestHandler
 
 from common.validation import MAX_INT64, MAX_NAME_LENGTH
 from tests.support.checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
-from common.logs import log_request
-from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, stop_app
 from tests.support.data import create_listing, create_user
+from tests.support.fake import Answer
 from tests.support.http import call
-from harness.processes import free_port
 
 
 async def user_and_listing(public: Served, name: str = "Ann", price: int = 6000) -> tuple[dict, dict]:
@@ -147,26 +146,18 @@ async def test_patch_user_errors(public: Served) -> None:
     assert (missing.status, missing.body["errors"]) == (404, ["user 999 does not exist"])
 
 
-class _WrongAnswers(RequestHandler):
-    """A broken listing service: DELETE answers 200 with a body, PATCH answers 500."""
-
-    def delete(self, _: str) -> None:
-        self.finish({"result": True})
-
-    def patch(self, _: str) -> None:
-        self.set_status(500)
-        self.finish({"result": False, "errors": ["boom"]})
-
-
 @pytest.fixture
-def broken(io_loop: IOLoop, user_svc: Served) -> Iterator[tuple[Served, Served]]:
-    """Public APIs in front of a broken listing service, and of one that is not there."""
-    fake = serve_app(io_loop, Application([(r"/listings/([^/]+)", _WrongAnswers)],
-                                         log_function=log_request))
+def broken(io_loop: IOLoop, user_svc: Served, make_fake: Any) -> Iterator[tuple[Served, Served]]:
+    """Public APIs in front of a broken listing service, and of one that is not there.
+
+    The broken one answers DELETE with 200 and a body, PATCH with 500."""
+    fake = make_fake()
+    fake.script(lambda request: Answer(200, {"result": True}) if request.method == "DELETE"
+                else Answer(500, {"result": False, "errors": ["boom"]}))
     served = (make_public(io_loop, fake.url, user_svc.url),
-              make_public(io_loop, f"http://127.0.0.1:{free_port()}", user_svc.url))
+              make_public(io_loop, make_fake(connects="refused").url, user_svc.url))
     yield served
-    for app in (*served, fake):
+    for app in served:
         stop_app(io_loop, app)
 
 
