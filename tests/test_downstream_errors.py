@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.apps import Served, make_public, stop_app
 from tests.support.checks import assert_error
-from tests.support.apps import Served, make_public, serve_app, stop_app
-from tests.support.fake import FakeService
 from tests.support.data import post_listing, post_user
+from tests.support.fake import FakeService
 from tests.support.http import call
 
 TIMEOUT = 2.0  # the public API's total timeout per downstream call, in these tests

@@ -12,8 +12,8 @@ from tornado.httpclient import AsyncHTTPClient
 
 import listing_service
 from common.validation import MAX_INT64
-from tests.support.checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
 from tests.support.apps import Served, serve_app, stop_app
+from tests.support.checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
 from tests.support.data import create_listing
 from tests.support.http import call
 

@@ -7,7 +7,6 @@ from common import validation as v
 from common.errors import ApiError
 
 
-
 def errors_of(call, *args, **kwargs) -> list[str]:
     with pytest.raises(ApiError) as caught:
         call(*args, **kwargs)

@@ -8,8 +8,8 @@ import pytest
 from tornado.ioloop import IOLoop
 
 from common.validation import MAX_INT64, MAX_NAME_LENGTH
-from tests.support.checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
 from tests.support.apps import Served, make_public, stop_app
+from tests.support.checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
 from tests.support.data import create_listing, create_user
 from tests.support.fake import Answer
 from tests.support.http import call

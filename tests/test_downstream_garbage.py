@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tornado.ioloop import IOLoop
 
 from common.downstream import MAX_RESPONSE_BYTES
-from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, stop_app
 from tests.support.fake import FakeService
 from tests.support.http import call
 
