@@ -6,62 +6,22 @@ test can hold the listing, user and public API apps at once and talk to them ove
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
-from tornado.httpclient import AsyncHTTPClient, HTTPResponse
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from tornado.testing import bind_unused_port
-from tornado.web import Application
 
 import listing_service
-import public_api
 import user_service
-from common.downstream import ServiceClient, configure_http_client
-
-
-@dataclass
-class Served:
-    """An app listening on a loopback port; `requests` counts what it received, by path."""
-
-    app: Application
-    url: str
-    server: HTTPServer
-    requests: list[str] = field(default_factory=list)
-
-
-def serve_app(io_loop: IOLoop, app: Application) -> Served:
-    """Listen on a free loopback port; every request's path is recorded in `.requests`."""
-    async def listen() -> Served:
-        sock, port = bind_unused_port()
-        server = HTTPServer(app)
-        server.add_sockets([sock])
-        return Served(app, f"http://127.0.0.1:{port}", server)
-
-    served = io_loop.run_sync(listen)
-    log_request = app.settings["log_function"]
-
-    def record(handler: Any) -> None:
-        served.requests.append(handler.request.uri)
-        log_request(handler)
-
-    app.settings["log_function"] = record
-    return served
-
-
-def stop_app(io_loop: IOLoop, served: Served) -> None:
-    served.server.stop()
-    io_loop.run_sync(served.server.close_all_connections)
+from common.downstream import configure_http_client
+from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.fake import FakeService
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -130,13 +90,6 @@ def user_svc(io_loop: IOLoop, user_store: user_service.UserStore) -> Iterator[Se
     stop_app(io_loop, served)
 
 
-def make_public(io_loop: IOLoop, listing_url: str, user_url: str, **client: Any) -> Served:
-    """The public API in front of the given service URLs (real ones, or a test's fake)."""
-    portal = public_api.Portal(ServiceClient("listing", listing_url, **client),
-                               ServiceClient("user", user_url, **client))
-    return serve_app(io_loop, public_api.make_app(portal))
-
-
 @pytest.fixture
 def public(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[Served]:
     served = make_public(io_loop, listing_svc.url, user_svc.url)
@@ -144,29 +97,15 @@ def public(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[S
     stop_app(io_loop, served)
 
 
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    headers: Any
+@pytest.fixture
+def make_fake(io_loop: IOLoop) -> Iterator[Callable[..., FakeService]]:
+    """Fake downstream services (tests/support/fake.py), stopped when the test ends."""
+    fakes: list[FakeService] = []
 
+    def make(**options: Any) -> FakeService:
+        fakes.append(FakeService(**options).start(io_loop))
+        return fakes[-1]
 
-async def call(method: str, url: str, *, json_body: Any = None, form: dict | None = None,
-               body: bytes | str | None = None, headers: dict | None = None) -> Reply:
-    """One real HTTP request; the answer must be JSON (or empty for 204) whatever its status."""
-    headers = dict(headers or {})
-    if json_body is not None:
-        body = json.dumps(json_body)
-        headers.setdefault("Content-Type", "application/json")
-    elif form is not None:
-        body = urlencode(form)
-        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-    if body is None and method in ("POST", "PUT", "PATCH"):
-        body = b""
-    response: HTTPResponse = await AsyncHTTPClient().fetch(
-        url, method=method, body=body, headers=headers, raise_error=False,
-        allow_nonstandard_methods=True, request_timeout=20)
-    if response.code == 204:
-        return Reply(204, None, response.headers)
-    assert response.headers.get("Content-Type") == "application/json; charset=UTF-8", response.body
-    return Reply(response.code, json.loads(response.body), response.headers)
+    yield make
+    for fake in fakes:
+        fake.stop()

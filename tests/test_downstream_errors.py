@@ -4,78 +4,30 @@ The failing service is a fake the test scripts; the other one is the real servic
 """
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
-from tornado.testing import bind_unused_port
-from tornado.web import RequestHandler
 
-from checks import assert_error
-from common.web import json_application
-from conftest import Served, call, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, stop_app
+from tests.support.checks import assert_error
+from tests.support.data import post_listing, post_user
+from tests.support.fake import FakeService
+from tests.support.http import call
 
 TIMEOUT = 2.0  # the public API's total timeout per downstream call, in these tests
 
 
-@dataclass
-class Script:
-    """What the fake service answers next: a status and raw body, or nothing at all."""
-
-    status: int = 200
-    body: bytes = b'{"result": true}'
-    hang: bool = False
-
-
-@dataclass
-class Fake:
-    served: Served
-    script: Script = field(default_factory=Script)
-    request_ids: list[str] = field(default_factory=list)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def answers(self, status: int, body: object) -> None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.script = Script(status, raw)
-
-
-class ScriptedHandler(RequestHandler):
-    def initialize(self, fake: list[Fake]) -> None:
-        self.fake = fake[0]
-
-    async def get(self, *_: str) -> None:
-        await self.answer()
-
-    async def post(self, *_: str) -> None:
-        await self.answer()
-
-    async def answer(self) -> None:
-        self.fake.request_ids.append(self.request.headers.get("X-Request-ID", ""))
-        script = self.fake.script
-        if script.hang:
-            await self.fake.release.wait()  # set at teardown, long after the caller gave up
-            return
-        self.set_status(script.status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(script.body)
-
-
 @pytest.fixture
-def fake(io_loop) -> Iterator[Fake]:
-    holder: list[Fake] = []
-    served = serve_app(io_loop, json_application([(r"/(.*)", ScriptedHandler, {"fake": holder})]))
-    holder.append(Fake(served))
-    yield holder[0]
-    holder[0].release.set()
-    stop_app(io_loop, served)
+def fake(make_fake) -> FakeService:
+    fake = make_fake()
+    fake.answers(200, b'{"result": true}')
+    return fake
 
 
 @pytest.fixture
 def fake_users(io_loop, listing_svc, fake) -> Iterator[Served]:
     """The public API with the real listing service and a fake user service."""
-    public = make_public(io_loop, listing_svc.url, fake.served.url, request_timeout=TIMEOUT)
+    public = make_public(io_loop, listing_svc.url, fake.url, request_timeout=TIMEOUT)
     yield public
     stop_app(io_loop, public)
 
@@ -83,18 +35,16 @@ def fake_users(io_loop, listing_svc, fake) -> Iterator[Served]:
 @pytest.fixture
 def fake_listings(io_loop, user_svc, fake) -> Iterator[Served]:
     """The public API with a fake listing service and the real user service."""
-    public = make_public(io_loop, fake.served.url, user_svc.url, request_timeout=TIMEOUT)
+    public = make_public(io_loop, fake.url, user_svc.url, request_timeout=TIMEOUT)
     yield public
     stop_app(io_loop, public)
 
 
 @pytest.fixture
-def nowhere(io_loop) -> Iterator[Served]:
+def nowhere(io_loop, make_fake) -> Iterator[Served]:
     """The public API in front of two ports nothing listens on."""
-    sock, port = bind_unused_port()
-    sock.close()
-    public = make_public(io_loop, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}",
-                         request_timeout=TIMEOUT)
+    gone = make_fake(connects="refused")
+    public = make_public(io_loop, gone.url, gone.url, request_timeout=TIMEOUT)
     yield public
     stop_app(io_loop, public)
 
@@ -102,15 +52,6 @@ def nowhere(io_loop) -> Iterator[Served]:
 def listing_row(user_id: int = 1) -> dict:
     return {"id": 1, "user_id": user_id, "listing_type": "rent", "price": 10,
             "created_at": 5, "updated_at": 5}
-
-
-async def create_user(public: Served, name: str = "Ann"):
-    return await call("POST", public.url + "/public-api/users", json_body={"name": name})
-
-
-async def create_listing(public: Served, user_id: int = 1):
-    return await call("POST", public.url + "/public-api/listings",
-                      json_body={"user_id": user_id, "listing_type": "rent", "price": 10})
 
 
 # --- 502: a 5xx or garbage ------------------------------------------------------------------
@@ -128,7 +69,7 @@ async def test_a_5xx_from_the_listing_service_is_a_502(fake_listings, fake, stat
 @pytest.mark.parametrize("query", ["", "?user_id=1"])
 async def test_a_5xx_from_the_user_service_is_a_502_for_the_page(fake_users, fake, query):
     fake.answers(201, {"result": True, "user": {"id": 1}})
-    assert (await create_listing(fake_users)).status == 201
+    assert (await post_listing(fake_users)).status == 201
     fake.answers(500, b"<html>oops</html>")
     reply = await call("GET", fake_users.url + "/public-api/listings" + query)
     assert reply.body["errors"] == ["user service answered 500"]
@@ -138,7 +79,7 @@ async def test_a_5xx_from_the_user_service_is_a_502_for_the_page(fake_users, fak
 @pytest.mark.gen_test
 async def test_a_5xx_on_create_user_is_a_502(fake_users, fake):
     fake.answers(500, {"result": False, "errors": ["disk full"]})
-    reply = await create_user(fake_users)
+    reply = await post_user(fake_users)
     assert reply.body["errors"] == ["user service answered 500"]  # its details stay inside
     assert_error(reply, 502, "user service")
 
@@ -162,7 +103,7 @@ async def test_garbage_from_the_listing_service_is_a_502(fake_listings, fake, bo
                                   b'{"users": "Ann"}'])
 async def test_garbage_from_the_user_service_is_a_502(fake_users, fake, listing_svc, body):
     fake.answers(201, {"result": True, "user": {"id": 1}})
-    assert (await create_listing(fake_users)).status == 201
+    assert (await post_listing(fake_users)).status == 201
     fake.answers(200, body)
     assert_error(await call("GET", fake_users.url + "/public-api/listings"), 502)
 
@@ -183,8 +124,8 @@ async def test_an_unreachable_service_is_a_503(nowhere):
     listings = await call("GET", nowhere.url + "/public-api/listings")
     assert listings.body["errors"] == ["listing service cannot be reached"]
     assert_error(listings, 503, "listing service")
-    assert_error(await create_user(nowhere), 503, "user service")
-    assert_error(await create_listing(nowhere), 503, "user service")
+    assert_error(await post_user(nowhere), 503, "user service")
+    assert_error(await post_listing(nowhere), 503, "user service")
 
 
 @pytest.mark.gen_test
@@ -203,7 +144,7 @@ async def test_ready_is_503_while_a_service_is_not_ready(fake_users, fake):
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_service_that_never_answers_is_a_504(fake_listings, fake):
-    fake.script = Script(hang=True)
+    fake.hangs()
     reply = await call("GET", fake_listings.url + "/public-api/listings")
     assert reply.body["errors"] == ["listing service did not answer in time"]
     assert_error(reply, 504, "listing service")
@@ -211,9 +152,9 @@ async def test_a_service_that_never_answers_is_a_504(fake_listings, fake):
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_user_service_that_never_answers_is_a_504_on_create(fake_users, fake):
-    fake.script = Script(hang=True)
-    assert_error(await create_user(fake_users), 504, "user service")
-    assert_error(await create_listing(fake_users), 504, "user service")
+    fake.hangs()
+    assert_error(await post_user(fake_users), 504, "user service")
+    assert_error(await post_listing(fake_users), 504, "user service")
 
 
 # --- a downstream 4xx is passed on ----------------------------------------------------------------
@@ -222,7 +163,7 @@ async def test_a_user_service_that_never_answers_is_a_504_on_create(fake_users, 
 @pytest.mark.parametrize("status", [400, 404, 409, 422])
 async def test_a_4xx_is_passed_on_with_its_messages(fake_users, fake, status):
     fake.answers(status, {"result": False, "errors": ["name: is reserved"]})
-    reply = await create_user(fake_users, "admin")
+    reply = await post_user(fake_users, "admin")
     assert (reply.status, reply.body) == (
         status, {"result": False, "errors": ["name: is reserved"]})
 
@@ -230,7 +171,7 @@ async def test_a_4xx_is_passed_on_with_its_messages(fake_users, fake, status):
 @pytest.mark.gen_test
 async def test_a_4xx_without_messages_is_passed_on_with_a_message_of_ours(fake_users, fake):
     fake.answers(429, {"result": False, "detail": "slow down"})
-    reply = await create_user(fake_users)
+    reply = await post_user(fake_users)
     assert reply.body["errors"] == ["user service refused the request (429)"]
     assert_error(reply, 429, "user service")
 
@@ -238,13 +179,13 @@ async def test_a_4xx_without_messages_is_passed_on_with_a_message_of_ours(fake_u
 @pytest.mark.gen_test
 async def test_a_4xx_with_garbage_is_a_502(fake_users, fake):
     fake.answers(400, b"<html>Bad Request</html>")
-    assert_error(await create_user(fake_users), 502, "user service")
+    assert_error(await post_user(fake_users), 502, "user service")
 
 
 @pytest.mark.gen_test
 async def test_a_404_from_the_user_service_means_a_null_user(fake_users, fake, listing_svc):
     fake.answers(201, {"result": True, "user": {"id": 1}})
-    listing = (await create_listing(fake_users)).body["listing"]
+    listing = (await post_listing(fake_users)).body["listing"]
     fake.answers(404, {"result": False, "errors": ["user 1 does not exist"]})
     reply = await call("GET", fake_users.url + "/public-api/listings?user_id=1")
     assert reply.status == 200
@@ -260,4 +201,4 @@ async def test_the_request_id_reaches_the_downstream_service(fake_users, fake):
     reply = await call("POST", fake_users.url + "/public-api/users", json_body={"name": "Ann"},
                        headers={"X-Request-ID": "trace-42"})
     assert reply.headers["X-Request-ID"] == "trace-42"
-    assert fake.request_ids == ["trace-42"]
+    assert [r.headers.get("X-Request-ID", "") for r in fake.requests] == ["trace-42"]

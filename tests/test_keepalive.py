@@ -1,95 +1,40 @@
 """KeepAliveHTTPClient: which connections it keeps, reuses, retries on, and closes.
 
-Most tests talk to `Scripted`, a TCP server that speaks HTTP/1.1 by hand, so that it can
-count connections and requests and misbehave exactly as a test needs (close a kept-alive
-connection as it is reused, stop mid-answer). The rest use tornado's own HTTPServer.
+The tests talk to the fake service (tests/support/fake.py), which speaks HTTP/1.1 by hand, so
+that it can count connections and requests and misbehave exactly as a test needs (close a
+kept-alive connection as it is reused, stop mid-answer, close idle connections).
 """
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPRequest
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream, StreamClosedError
 from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError
-from tornado.tcpserver import TCPServer
-from tornado.testing import bind_unused_port
-from tornado.web import Application, RequestHandler
 
 from common.downstream import ServiceClient, http_client
 from common.errors import ApiError
 from common.keepalive import KeepAliveHTTPClient
+from tests.support.fake import Answer, FakeService, cut, http_answer
 
 MakeClient = Callable[..., KeepAliveHTTPClient]
-# What a test's server answers to the n-th request (from 0) on a connection, given its
-# method; None closes the connection without answering, a `Cut` closes it after writing.
-Script = Callable[[int, str], "bytes | None"]
-
-
-class Cut(bytes):
-    """Bytes after which the server closes the connection."""
-
-
-def answer(body: bytes = b'{"user": "Ann"}', *head: str, status: str = "200 OK") -> bytes:
-    lines = [f"HTTP/1.1 {status}", *head]
-    if not any(line.lower().startswith("transfer-encoding") for line in head):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-class Scripted(TCPServer):
-    """Counts connections, the requests on each, and the connections that ended."""
-
-    def __init__(self, script: Script) -> None:
-        super().__init__()
-        self.script = script
-        self.connections = 0
-        self.requests: list[tuple[int, str]] = []  # (connection number, method)
-        self.ended = 0
-
-    async def handle_stream(self, stream: IOStream, address: Any) -> None:
-        self.connections += 1
-        number = self.connections
-        try:
-            for served in range(1000):
-                head = await stream.read_until(b"\r\n\r\n")
-                length = re.search(rb"\r\nContent-Length: *(\d+)", head, re.IGNORECASE)
-                if length:
-                    await stream.read_bytes(int(length[1]))
-                method = head.split(b" ", 1)[0].decode()
-                self.requests.append((number, method))
-                reply = self.script(served, method)
-                if reply is None:
-                    break
-                await stream.write(reply)
-                if isinstance(reply, Cut):
-                    break
-        except StreamClosedError:
-            pass
-        finally:
-            stream.close()
-            self.ended += 1
+# What a test's fake answers to the n-th request (from 0) on a connection, given its method:
+# bytes as they are, None to close the connection without answering, `cut(...)` to close it
+# after writing.
+Script = Callable[[int, str], "bytes | Answer | None"]
 
 
 @pytest.fixture
-def scripted(io_loop: IOLoop) -> Iterator[Callable[[Script], tuple[Scripted, str]]]:
-    servers: list[Scripted] = []
-
-    def start(script: Script) -> tuple[Scripted, str]:
-        sock, port = bind_unused_port()
-        server = Scripted(script)
-        server.add_sockets([sock])
-        servers.append(server)
-        return server, f"http://127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        server.stop()
+def scripted(make_fake: Any) -> Callable[[Script], tuple[FakeService, str]]:
+    """A fake that speaks HTTP/1.1 by hand, as the test's script says; and its URL."""
+    def start(script: Script) -> tuple[FakeService, str]:
+        fake = make_fake()
+        fake.script(lambda request: script(request.served, request.method))
+        return fake, fake.url
+    return start
 
 
 @pytest.fixture
@@ -124,7 +69,7 @@ async def eventually(condition: Callable[[], bool]) -> None:
     raise AssertionError("never happened")
 
 
-def always(reply: bytes) -> Script:
+def always(reply: bytes | Answer) -> Script:
     return lambda served, method: reply
 
 
@@ -133,30 +78,30 @@ def always(reply: bytes) -> Script:
 @pytest.mark.gen_test
 async def test_sequential_calls_share_one_connection(scripted: Any, client: KeepAliveHTTPClient
                                                      ) -> None:
-    server, url = scripted(always(answer()))
+    server, url = scripted(always(http_answer()))
     bodies = [(await client.fetch(url + f"/users/{n}")).body for n in range(5)]
     assert bodies == [b'{"user": "Ann"}'] * 5
     assert server.connections == 1
-    assert server.requests == [(1, "GET")] * 5
+    assert server.calls == [(1, "GET")] * 5
     assert client.idle_connections(address(url)) == 1
 
 
 @pytest.mark.gen_test
 async def test_concurrent_calls_open_as_many_connections_then_reuse_them(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(always(answer()))
+    server, url = scripted(always(http_answer()))
     for _ in range(3):
         replies = await asyncio.gather(*(client.fetch(url + "/users") for _ in range(4)))
         assert [reply.code for reply in replies] == [200] * 4
         assert client.idle_connections(address(url)) == 4
     assert server.connections == 4
-    assert len(server.requests) == 12
+    assert len(server.calls) == 12
 
 
 @pytest.mark.gen_test
 async def test_idle_connections_beyond_the_cap_are_closed(
         scripted: Any, make_client: MakeClient) -> None:
-    server, url = scripted(always(answer()))
+    server, url = scripted(always(http_answer()))
     client = make_client(max_idle_per_host=2)
     await asyncio.gather(*(client.fetch(url + "/users") for _ in range(5)))
     assert client.idle_connections(address(url)) == 2
@@ -166,12 +111,12 @@ async def test_idle_connections_beyond_the_cap_are_closed(
 @pytest.mark.gen_test
 async def test_a_post_with_a_body_then_a_get_on_the_same_connection(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(lambda served, method: answer(method.encode()))
+    server, url = scripted(lambda served, method: http_answer(method.encode()))
     posted = await client.fetch(url + "/users", method="POST", body="name=Ann",
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
     got = await client.fetch(HTTPRequest(url + "/users/1"))
     assert (posted.body, got.body) == (b"POST", b"GET")
-    assert server.requests == [(1, "POST"), (1, "GET")]
+    assert server.calls == [(1, "POST"), (1, "GET")]
 
 
 # --- the server closes a kept connection ------------------------------------------------------
@@ -179,7 +124,7 @@ async def test_a_post_with_a_body_then_a_get_on_the_same_connection(
 def drops_the_second_request(served: int, method: str) -> bytes | None:
     """Answers once per connection, then closes as the next request arrives: the race of a
     server closing an idle connection just as the client reuses it."""
-    return answer(b'{"user": "Ann"}') if served == 0 else None
+    return http_answer(b'{"user": "Ann"}') if served == 0 else None
 
 
 @pytest.mark.gen_test
@@ -189,7 +134,7 @@ async def test_a_get_on_a_connection_closed_as_it_was_reused_is_retried_once(
     await client.fetch(url + "/users/1")
     reply = await client.fetch(url + "/users/1")
     assert reply.body == b'{"user": "Ann"}'
-    assert server.requests == [(1, "GET"), (1, "GET"), (2, "GET")]
+    assert server.calls == [(1, "GET"), (1, "GET"), (2, "GET")]
 
 
 @pytest.mark.gen_test
@@ -200,7 +145,7 @@ async def test_a_get_is_retried_only_once(scripted: Any, client: KeepAliveHTTPCl
     await client.fetch(url + "/users/1")
     with pytest.raises(HTTPStreamClosedError):
         await client.fetch(url + "/users/1", raise_error=False)
-    assert server.requests == [(1, "GET"), (1, "GET"), (2, "GET")]
+    assert server.calls == [(1, "GET"), (1, "GET"), (2, "GET")]
 
 
 @pytest.mark.gen_test
@@ -213,27 +158,17 @@ async def test_a_post_on_a_connection_closed_as_it_was_reused_is_not_sent_again(
         await users.post_form("/users", {"name": "Bob"}, key="user")
     assert (failure.value.status_code, failure.value.errors) == (
         502, ["user service gave an answer that could not be read"])
-    assert server.requests == [(1, "POST"), (1, "POST")]  # the server may have acted: once
+    assert server.calls == [(1, "POST"), (1, "POST")]  # the server may have acted: once
     assert http_client().idle_connections(address(url)) == 0
 
 
-class Peer(RequestHandler):
-    def get(self) -> None:
-        self.finish({"user": self.request.connection.stream.socket.getpeername()[1]})
-
-    def post(self) -> None:
-        self.get()
-
-
 @pytest.fixture
-def quick_to_close(io_loop: IOLoop) -> Iterator[str]:
-    """Tornado's HTTPServer closing connections idle for 0.1 s (the services use 60 s)."""
-    sock, port = bind_unused_port()
-    server = HTTPServer(Application([(r"/.*", Peer)], log_function=lambda handler: None),
-                        idle_connection_timeout=0.1)
-    server.add_sockets([sock])
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+def quick_to_close(make_fake: Any) -> str:
+    """A fake closing connections idle for 0.1 s (the services use 60 s); it answers with the
+    client's port."""
+    fake = make_fake(idle_timeout=0.1)
+    fake.script(lambda request: Answer(body={"user": request.peer_port}))
+    return fake.url
 
 
 @pytest.mark.gen_test
@@ -252,7 +187,7 @@ async def test_a_connection_the_server_closed_while_idle_leaves_the_pool(
 @pytest.mark.gen_test
 async def test_connections_idle_longer_than_the_limit_are_closed(
         scripted: Any, make_client: MakeClient) -> None:
-    server, url = scripted(always(answer()))
+    server, url = scripted(always(http_answer()))
     client = make_client(idle_timeout=0.1)
     await client.fetch(url + "/users")
     await eventually(lambda: server.ended == 1)
@@ -267,7 +202,7 @@ async def test_connections_idle_longer_than_the_limit_are_closed(
 async def test_a_connection_close_answer_is_not_reused(scripted: Any,
                                                         client: KeepAliveHTTPClient) -> None:
     # The server keeps its end open: only the header tells the client not to reuse it.
-    server, url = scripted(always(answer(b"{}", "Connection: close")))
+    server, url = scripted(always(http_answer(b"{}", "Connection: close")))
     for _ in range(2):
         assert (await client.fetch(url + "/users")).body == b"{}"
     assert client.idle_connections(address(url)) == 0
@@ -278,14 +213,14 @@ async def test_a_connection_close_answer_is_not_reused(scripted: Any,
 @pytest.mark.gen_test
 async def test_chunked_and_204_answers_keep_the_connection(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
-    chunked = answer(b"5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n", "Transfer-Encoding: chunked")
-    no_content = answer(b"", status="204 No Content")
+    chunked = http_answer(b"5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n", "Transfer-Encoding: chunked")
+    no_content = http_answer(b"", status="204 No Content")
     server, url = scripted(lambda served, method: no_content if method == "DELETE" else chunked)
     assert (await client.fetch(url + "/listings")).body == b'{"a": 1}'
     deleted = await client.fetch(url + "/listings/1", method="DELETE")
     assert (deleted.code, deleted.body) == (204, b"")
     assert (await client.fetch(url + "/listings")).body == b'{"a": 1}'
-    assert server.requests == [(1, "GET"), (1, "DELETE"), (1, "GET")]
+    assert server.calls == [(1, "GET"), (1, "DELETE"), (1, "GET")]
 
 
 @pytest.mark.gen_test
@@ -293,9 +228,9 @@ async def test_chunked_and_204_answers_keep_the_connection(
 async def test_a_body_over_max_body_size_fails_and_closes_the_connection(
         scripted: Any, framing: str, make_client: MakeClient) -> None:
     big = b"x" * 101
-    reply = (answer(big) if framing == "Content-Length" else
-             answer(b"65\r\n" + big + b"\r\n0\r\n\r\n", "Transfer-Encoding: chunked"))
-    server, url = scripted(lambda served, method: reply if method == "GET" else answer(b"{}"))
+    reply = (http_answer(big) if framing == "Content-Length" else
+             http_answer(b"65\r\n" + big + b"\r\n0\r\n\r\n", "Transfer-Encoding: chunked"))
+    server, url = scripted(lambda served, method: reply if method == "GET" else http_answer(b"{}"))
     client = make_client(max_body_size=100)
     with pytest.raises(HTTPStreamClosedError):
         await client.fetch(url + "/huge", raise_error=False)
@@ -308,8 +243,8 @@ async def test_a_body_over_max_body_size_fails_and_closes_the_connection(
 @pytest.mark.gen_test
 async def test_a_timeout_mid_answer_closes_that_connection(scripted: Any,
                                                            client: KeepAliveHTTPClient) -> None:
-    cut_short = answer(b"x" * 100)[:-90]  # the headers promise 100 bytes; 10 come
-    server, url = scripted(lambda served, method: cut_short if method == "GET" else answer())
+    cut_short = http_answer(b"x" * 100)[:-90]  # the headers promise 100 bytes; 10 come
+    server, url = scripted(lambda served, method: cut_short if method == "GET" else http_answer())
     with pytest.raises(HTTPTimeoutError) as failure:
         await client.fetch(url + "/slow", request_timeout=0.2, raise_error=False)
     assert failure.value.code == 599
@@ -333,11 +268,11 @@ async def test_a_timeout_while_reading_a_body_up_to_close_is_a_timeout(
 @pytest.mark.gen_test
 async def test_a_get_is_not_resent_once_part_of_an_answer_came(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(lambda served, method: Cut(b"HTTP/1.1 2") if served else answer())
+    server, url = scripted(lambda served, method: cut(b"HTTP/1.1 2") if served else http_answer())
     await client.fetch(url + "/users/1")
     with pytest.raises(HTTPStreamClosedError):
         await client.fetch(url + "/users/1", raise_error=False)
-    assert server.requests == [(1, "GET"), (1, "GET")]
+    assert server.calls == [(1, "GET"), (1, "GET")]
 
 
 @pytest.mark.gen_test
@@ -346,18 +281,17 @@ async def test_garbage_fails_and_is_never_resent(scripted: Any,
     server, url = scripted(always(b"HTTP/1.1 abc\r\n\r\n"))
     with pytest.raises(HTTPStreamClosedError):
         await client.fetch(url + "/users", raise_error=False)
-    assert server.requests == [(1, "GET")]
+    assert server.calls == [(1, "GET")]
     assert client.idle_connections(address(url)) == 0
 
 
 # --- what it refuses, and close() -------------------------------------------------------------
 
 @pytest.mark.gen_test
-async def test_a_refused_connect_raises_the_os_error(client: KeepAliveHTTPClient) -> None:
-    sock, port = bind_unused_port()
-    sock.close()
+async def test_a_refused_connect_raises_the_os_error(make_fake: Any,
+                                                     client: KeepAliveHTTPClient) -> None:
     with pytest.raises(ConnectionRefusedError):
-        await client.fetch(f"http://127.0.0.1:{port}/users", raise_error=False)
+        await client.fetch(make_fake(connects="refused").url + "/users", raise_error=False)
 
 
 @pytest.mark.gen_test
@@ -374,7 +308,7 @@ async def test_what_it_does_not_do_it_refuses(client: KeepAliveHTTPClient, url: 
 
 @pytest.mark.gen_test
 async def test_close_closes_the_pooled_connections(scripted: Any) -> None:
-    server, url = scripted(always(answer()))
+    server, url = scripted(always(http_answer()))
     client = KeepAliveHTTPClient(force_instance=True)
     await asyncio.gather(*(client.fetch(url + "/users") for _ in range(3)))
     assert (client.idle_connections(address(url)), server.ended) == (3, 0)
@@ -403,32 +337,20 @@ async def test_one_shared_client_per_io_loop() -> None:
 ], ids=["CRLF-in-a-value", "LF-in-a-value", "CRLF-in-a-name", "CRLF-in-the-request-line"])
 async def test_cr_or_lf_in_the_request_line_or_a_header_is_refused_unsent(
         scripted: Any, client: KeepAliveHTTPClient, request_options: dict) -> None:
-    server, url = scripted(always(answer()))
+    server, url = scripted(always(http_answer()))
     with pytest.raises(ValueError, match="CR or LF"):
         await client.fetch(HTTPRequest(url + "/users", **request_options), raise_error=False)
-    assert (server.connections, server.requests) == (0, [])
+    assert (server.connections, server.calls) == (0, [])
 
 
 @pytest.mark.gen_test
 async def test_the_request_carries_host_its_headers_and_a_content_length(
-        client: KeepAliveHTTPClient) -> None:
-    seen: list[bytes] = []
-
-    class Recorder(TCPServer):
-        async def handle_stream(self, stream: IOStream, address: Any) -> None:
-            head = await stream.read_until(b"\r\n\r\n")
-            seen.append(head + await stream.read_bytes(8))
-            await stream.write(answer())
-            stream.close()
-
-    sock, port = bind_unused_port()
-    server = Recorder()
-    server.add_sockets([sock])
-    try:
-        await client.fetch(f"http://127.0.0.1:{port}/users?x=1", method="PATCH", body="name=Ann",
-                           headers={"X-Request-ID": "r1", "Content-Length": "999"})
-    finally:
-        server.stop()
+        scripted: Any, client: KeepAliveHTTPClient) -> None:
+    server, url = scripted(always(cut(http_answer())))
+    port = int(url.rsplit(":", 1)[1])
+    await client.fetch(f"{url}/users?x=1", method="PATCH", body="name=Ann",
+                       headers={"X-Request-ID": "r1", "Content-Length": "999"})
+    seen = [request.raw for request in server.requests]
     assert seen == [f"PATCH /users?x=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                     "X-Request-Id: r1\r\nContent-Length: 8\r\n\r\nname=Ann".encode()]
 
@@ -449,9 +371,9 @@ async def test_a_garbage_status_line_fails_and_closes_the_connection(
 
 def padded(head_size: int) -> bytes:
     """An answer whose header section (status line to the blank line) is `head_size` bytes."""
-    bare = answer(b"{}", "X-Pad: ")
+    bare = http_answer(b"{}", "X-Pad: ")
     pad = head_size - (len(bare) - 2)
-    return answer(b"{}", "X-Pad: " + "p" * pad)
+    return http_answer(b"{}", "X-Pad: " + "p" * pad)
 
 
 @pytest.mark.gen_test
@@ -468,7 +390,7 @@ async def test_a_header_section_over_the_limit_fails(
 
 @pytest.mark.gen_test
 async def test_headers_as_tornado_parses_them(scripted: Any, client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(always(answer(b"{}", "x-pad:  two words \t", "Set-Cookie: a=1",
+    server, url = scripted(always(http_answer(b"{}", "x-pad:  two words \t", "Set-Cookie: a=1",
                                          "set-cookie: b=2")))
     reply = await client.fetch(url + "/users")
     assert reply.headers["X-Pad"] == "two words"
@@ -490,7 +412,7 @@ async def test_a_content_length_over_max_body_size_fails_before_the_body_comes(
 async def test_a_chunked_answer_with_connection_close_is_read_and_not_reused(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
     # The server keeps its end open after the last chunk: only the header says close.
-    reply = answer(b"3\r\n{\"a\r\n4\r\n\": 1\r\n1\r\n}\r\n0\r\n\r\n",
+    reply = http_answer(b"3\r\n{\"a\r\n4\r\n\": 1\r\n1\r\n}\r\n0\r\n\r\n",
                    "Transfer-Encoding: chunked", "Connection: close")
     server, url = scripted(always(reply))
     for _ in range(2):
@@ -506,20 +428,20 @@ async def test_304_and_head_answers_have_no_body_and_keep_the_connection(
     not_modified = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n"
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"
     server, url = scripted(lambda served, method: {"GET": not_modified, "HEAD": head}.get(
-        method, answer(b"{}")))
+        method, http_answer(b"{}")))
     unchanged = await client.fetch(url + "/users/1", request_timeout=5, raise_error=False)
     assert (unchanged.code, unchanged.body, unchanged.headers["Content-Length"]) == (
         304, b"", "50")
     headed = await client.fetch(url + "/users/1", method="HEAD", request_timeout=5)
     assert (headed.code, headed.body) == (200, b"")
     assert (await client.fetch(url + "/users/1", method="DELETE")).body == b"{}"
-    assert server.requests == [(1, "GET"), (1, "HEAD"), (1, "DELETE")]
+    assert server.calls == [(1, "GET"), (1, "HEAD"), (1, "DELETE")]
 
 
 @pytest.mark.gen_test
 async def test_a_body_ended_by_the_close_is_complete_and_not_reused(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(always(Cut(b"HTTP/1.1 200 OK\r\n\r\n{\"user\": \"Ann\"}")))
+    server, url = scripted(always(cut(b"HTTP/1.1 200 OK\r\n\r\n{\"user\": \"Ann\"}")))
     for _ in range(2):
         assert (await client.fetch(url + "/users/1")).body == b'{"user": "Ann"}'
     assert server.connections == 2
@@ -529,7 +451,7 @@ async def test_a_body_ended_by_the_close_is_complete_and_not_reused(
 @pytest.mark.gen_test
 async def test_an_interim_100_continue_is_skipped(scripted: Any,
                                                   client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(always(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(status="201 Created")))
+    server, url = scripted(always(b"HTTP/1.1 100 Continue\r\n\r\n" + http_answer(status="201 Created")))
     for _ in range(2):
         reply = await client.fetch(url + "/users", method="POST", body="name=Ann")
         assert (reply.code, reply.reason, reply.body) == (201, "Created", b'{"user": "Ann"}')
@@ -539,8 +461,8 @@ async def test_an_interim_100_continue_is_skipped(scripted: Any,
 @pytest.mark.gen_test
 async def test_bytes_after_a_complete_answer_leave_it_standing_but_end_the_connection(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(lambda served, method: answer() + (b"junk" if method == "GET" else
-                                                              answer(b"{}")))
+    server, url = scripted(lambda served, method: http_answer() + (b"junk" if method == "GET" else
+                                                              http_answer(b"{}")))
     for method in ("GET", "DELETE"):
         assert (await client.fetch(url + "/users/1", method=method)).body == b'{"user": "Ann"}'
         assert client.idle_connections(address(url)) == 0
@@ -552,7 +474,7 @@ async def test_bytes_after_a_complete_answer_leave_it_standing_but_end_the_conne
 @pytest.mark.gen_test
 async def test_calls_beyond_max_clients_wait_for_a_slot(
         scripted: Any, make_client: MakeClient) -> None:
-    server, url = scripted(always(answer()))
+    server, url = scripted(always(http_answer()))
     client = make_client(max_clients=2)
     replies = await asyncio.gather(*(client.fetch(url + "/users") for _ in range(7)))
     assert [reply.body for reply in replies] == [b'{"user": "Ann"}'] * 7
@@ -561,19 +483,15 @@ async def test_calls_beyond_max_clients_wait_for_a_slot(
 
 @pytest.mark.gen_test
 async def test_a_call_waiting_for_a_slot_times_out_there(
-        scripted: Any, make_client: MakeClient) -> None:
-    server, url = scripted(always(answer()))
+        scripted: Any, make_client: MakeClient, make_fake: Any) -> None:
+    server, url = scripted(always(http_answer()))
     client = make_client(max_clients=1)
-    sock, port = bind_unused_port()  # a listening socket nobody accepts from: no answer ever
-    try:
-        stuck = client.fetch(f"http://127.0.0.1:{port}/slow", request_timeout=1,
-                             raise_error=False)
-        with pytest.raises(HTTPTimeoutError, match="Timeout in request queue"):
-            await client.fetch(url + "/users", request_timeout=0.2, raise_error=False)
-        with pytest.raises(HTTPTimeoutError):
-            await stuck
-    finally:
-        sock.close()
+    silent = make_fake(connects="never_accepted")  # nobody accepts from it: no answer ever
+    stuck = client.fetch(silent.url + "/slow", request_timeout=1, raise_error=False)
+    with pytest.raises(HTTPTimeoutError, match="Timeout in request queue"):
+        await client.fetch(url + "/users", request_timeout=0.2, raise_error=False)
+    with pytest.raises(HTTPTimeoutError):
+        await stuck
     # The slot came back: a call now goes through.
     assert (await client.fetch(url + "/users", method="DELETE")).code == 200
-    assert server.requests == [(1, "DELETE")]
+    assert server.calls == [(1, "DELETE")]

@@ -11,17 +11,13 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 import listing_service
-from checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
-from conftest import Served, call, serve_app, stop_app
+from common.validation import MAX_INT64
+from tests.support.apps import Served, serve_app, stop_app
+from tests.support.checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
+from tests.support.data import create_listing
+from tests.support.http import call
 
-MAX = 2**63 - 1
 FORM = {"user_id": "1", "listing_type": "rent", "price": "6000"}
-
-
-async def create(svc: Served, **fields: str) -> dict:
-    reply = await call("POST", svc.url + "/listings", form={**FORM, **fields})
-    assert reply.status == 201, reply.body
-    return reply.body["listing"]
 
 
 async def listings(svc: Served, query: str = "") -> list[dict]:
@@ -57,21 +53,21 @@ async def test_create_answers_201_with_the_listing(listing_svc):
 
 @pytest.mark.gen_test
 async def test_created_listing_is_stored_with_a_new_id(listing_svc):
-    first = await create(listing_svc)
-    second = await create(listing_svc, price="7000")
+    first = await create_listing(listing_svc)
+    second = await create_listing(listing_svc, price=7000)
     assert second["id"] > first["id"]
     assert await listings(listing_svc) == [second, first]
 
 
 @pytest.mark.gen_test
 async def test_create_accepts_the_largest_64_bit_price(listing_svc):
-    listing = await create(listing_svc, price=str(MAX))
-    assert listing["price"] == MAX and is_int(listing["price"])
-    assert (await listings(listing_svc))[0]["price"] == MAX
+    listing = await create_listing(listing_svc, price=MAX_INT64)
+    assert listing["price"] == MAX_INT64 and is_int(listing["price"])
+    assert (await listings(listing_svc))[0]["price"] == MAX_INT64
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("price", ["0", "-1", str(MAX + 1), "1.5", "6e3", "abc", "", "true"])
+@pytest.mark.parametrize("price", ["0", "-1", str(MAX_INT64 + 1), "1.5", "6e3", "abc", "", "true"])
 async def test_create_rejects_a_bad_price(listing_svc, price):
     reply = await call("POST", listing_svc.url + "/listings", form={**FORM, "price": price})
     assert_error(reply, 400, "price:")
@@ -79,7 +75,7 @@ async def test_create_rejects_a_bad_price(listing_svc, price):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("user_id", ["0", "-4", "x", "1.0", str(MAX + 1), "", "true"])
+@pytest.mark.parametrize("user_id", ["0", "-4", "x", "1.0", str(MAX_INT64 + 1), "", "true"])
 async def test_create_rejects_a_bad_user_id(listing_svc, user_id):
     reply = await call("POST", listing_svc.url + "/listings", form={**FORM, "user_id": user_id})
     assert_error(reply, 400, "user_id:")
@@ -234,9 +230,9 @@ async def test_page_size_100_is_allowed(listing_svc, listing_store):
 
 @pytest.mark.gen_test
 async def test_a_page_past_the_end_is_empty(listing_svc):
-    await create(listing_svc)
+    await create_listing(listing_svc)
     assert await listings(listing_svc, "page_num=2") == []
-    assert await listings(listing_svc, f"page_num={MAX}&page_size=100") == []
+    assert await listings(listing_svc, f"page_num={MAX_INT64}&page_size=100") == []
 
 
 @pytest.mark.gen_test
@@ -253,7 +249,7 @@ async def test_list_filters_by_user_id(listing_svc, listing_store):
 
 @pytest.mark.gen_test
 async def test_list_ignores_unknown_query_parameters(listing_svc):
-    listing = await create(listing_svc)
+    listing = await create_listing(listing_svc)
     assert await listings(listing_svc, "_=12345&sort=price") == [listing]
 
 
@@ -262,7 +258,7 @@ async def test_list_ignores_unknown_query_parameters(listing_svc):
     ("page_num=0", "page_num"), ("page_num=-1", "page_num"), ("page_num=abc", "page_num"),
     ("page_num=1.5", "page_num"), ("page_num=", "page_num"),
     ("page_size=0", "page_size"), ("page_size=101", "page_size"), ("page_size=ten", "page_size"),
-    ("user_id=0", "user_id"), ("user_id=abc", "user_id"), (f"user_id={MAX + 1}", "user_id"),
+    ("user_id=0", "user_id"), ("user_id=abc", "user_id"), (f"user_id={MAX_INT64 + 1}", "user_id"),
 ])
 async def test_list_rejects_a_bad_query_parameter(listing_svc, query, field):
     reply = await call("GET", listing_svc.url + "/listings?" + query)

@@ -16,7 +16,8 @@ import listing_service
 import public_api
 import user_service
 from common.openapi import DOCS_ASSETS, DOCUMENTS, load_document
-from tests.conftest import Served, call
+from tests.support.apps import Served
+from tests.support.http import call
 
 HTTP_METHODS = ("get", "head", "post", "delete", "patch", "put", "options")
 # The data endpoints, whose operations must document their errors; not health or docs.

@@ -12,32 +12,18 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from tornado.web import RequestHandler
 
 import listing_service
 import user_service
-from checks import (LISTING_KEYS, PUBLIC_LISTING_KEYS, assert_error, assert_listing,
+from common.validation import MAX_INT64
+from tests.support.checks import (LISTING_KEYS, PUBLIC_LISTING_KEYS, assert_error, assert_listing,
                     assert_public_listing, assert_user, is_int, listed)
-from common.web import json_application
-from conftest import Reply, Served, call, make_public, serve_app, stop_app
+from tests.support.apps import Served, make_public, stop_app
+from tests.support.data import create_listing, create_user
+from tests.support.fake import Answer, Request
+from tests.support.http import Reply, call
 
-MAX = 2**63 - 1
 LISTING = {"user_id": 1, "listing_type": "rent", "price": 6000}
-
-
-async def new_user(public: Served, name: str = "Suresh Subramaniam") -> dict:
-    reply = await call("POST", public.url + "/public-api/users", json_body={"name": name})
-    assert reply.status == 201, reply.body
-    return reply.body["user"]
-
-
-async def new_listing(public: Served, user_id: int, listing_type: str = "rent",
-                      price: int = 6000) -> dict:
-    reply = await call("POST", public.url + "/public-api/listings",
-                       json_body={"user_id": user_id, "listing_type": listing_type,
-                                  "price": price})
-    assert reply.status == 201, reply.body
-    return reply.body["listing"]
 
 
 async def public_listings(public: Served, query: str = "") -> list[dict]:
@@ -74,7 +60,7 @@ async def test_create_user_answers_201_with_only_the_user(public, user_svc):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("name", ["Zoë Ó Briain", "山田 太郎", "Łukasz 🏠", "a+b&c=d%20e", "é" * 200])
 async def test_create_user_carries_any_unicode_name_through(public, user_svc, name):
-    user = await new_user(public, name)
+    user = await create_user(public, name)
     assert user["name"] == name
     assert (await call("GET", f"{user_svc.url}/users/{user['id']}")).body["user"]["name"] == name
 
@@ -110,7 +96,7 @@ async def test_create_user_rejects_an_unknown_field(public, user_svc):
 
 @pytest.mark.gen_test
 async def test_create_listing_answers_201_with_only_the_listing(public, listing_store):
-    user = await new_user(public)
+    user = await create_user(public)
     reply = await call("POST", public.url + "/public-api/listings",
                        json_body={"user_id": user["id"], "listing_type": "sale", "price": 450000})
     assert reply.status == 201
@@ -126,16 +112,16 @@ async def test_create_listing_answers_201_with_only_the_listing(public, listing_
 
 @pytest.mark.gen_test
 async def test_create_listing_accepts_the_largest_64_bit_price(public):
-    user = await new_user(public)
-    listing = await new_listing(public, user["id"], price=MAX)
-    assert listing["price"] == MAX and is_int(listing["price"])
-    assert (await public_listings(public))[0]["price"] == MAX
+    user = await create_user(public)
+    listing = await create_listing(public, user["id"], price=MAX_INT64)
+    assert listing["price"] == MAX_INT64 and is_int(listing["price"])
+    assert (await public_listings(public))[0]["price"] == MAX_INT64
 
 
 @pytest.mark.gen_test
 async def test_create_listing_for_an_unknown_user_stores_nothing(public, listing_svc,
                                                                  listing_store):
-    await new_user(public)
+    await create_user(public)
     reply = await call("POST", public.url + "/public-api/listings",
                        json_body={**LISTING, "user_id": 999})
     assert reply.body["errors"] == ["user_id: user 999 does not exist"]
@@ -147,8 +133,8 @@ async def test_create_listing_for_an_unknown_user_stores_nothing(public, listing
 @pytest.mark.gen_test
 @pytest.mark.parametrize("field, value", [
     ("user_id", True), ("user_id", "1"), ("user_id", 1.0), ("user_id", 0), ("user_id", -1),
-    ("user_id", None), ("user_id", MAX + 1), ("user_id", [1]),
-    ("price", 0), ("price", -1), ("price", 2**63), ("price", "6000"), ("price", 6000.0),
+    ("user_id", None), ("user_id", MAX_INT64 + 1), ("user_id", [1]),
+    ("price", 0), ("price", -1), ("price", MAX_INT64 + 1), ("price", "6000"), ("price", 6000.0),
     ("price", 6000.5), ("price", False), ("price", None), ("price", {"amount": 6000}),
     ("listing_type", "lease"), ("listing_type", "RENT"), ("listing_type", 1),
     ("listing_type", None), ("listing_type", ["rent"]),
@@ -179,7 +165,7 @@ async def test_create_listing_rejects_nan_and_infinity(public):
 
 @pytest.mark.gen_test
 async def test_create_listing_takes_a_charset_parameter(public):
-    user = await new_user(public)
+    user = await create_user(public)
     reply = await call("POST", public.url + "/public-api/listings",
                        body=json.dumps({**LISTING, "user_id": user["id"]}),
                        headers={"Content-Type": "application/json; charset=utf-8"})
@@ -245,10 +231,10 @@ async def test_an_oversized_body_is_a_413(public, user_svc, listing_svc, path):
 
 @pytest.mark.gen_test
 async def test_list_stitches_each_listing_its_user(public, listing_svc):
-    ann, bob = await new_user(public, "Ann"), await new_user(public, "Bob")
-    made = [await new_listing(public, ann["id"], "rent", 1000),
-            await new_listing(public, bob["id"], "sale", 2000),
-            await new_listing(public, ann["id"], "sale", 3000)]
+    ann, bob = await create_user(public, "Ann"), await create_user(public, "Bob")
+    made = [await create_listing(public, ann["id"], "rent", 1000),
+            await create_listing(public, bob["id"], "sale", 2000),
+            await create_listing(public, ann["id"], "sale", 3000)]
     page = await public_listings(public)
     owners = {ann["id"]: ann, bob["id"]: bob}
     assert page == [stitched(listing, owners[listing["user_id"]]) for listing in made[::-1]]
@@ -265,8 +251,8 @@ async def test_list_of_an_empty_system(public, user_svc):
 
 @pytest.mark.gen_test
 async def test_a_listing_without_its_user_has_a_null_user(public, listing_store):
-    ann = await new_user(public, "Ann")
-    kept = await new_listing(public, ann["id"])
+    ann = await create_user(public, "Ann")
+    kept = await create_listing(public, ann["id"])
     cursor = await listing_store.db.execute(
         "INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
         " VALUES (999, 'sale', 5, ?, ?) RETURNING id, user_id, listing_type, price,"
@@ -279,8 +265,8 @@ async def test_a_listing_without_its_user_has_a_null_user(public, listing_store)
 
 @pytest.mark.gen_test
 async def test_list_defaults_pages_and_filters_like_the_listing_service(public, listing_store):
-    ann, bob = await new_user(public, "Ann"), await new_user(public, "Bob")
-    made = [await new_listing(public, (ann, bob)[i % 2]["id"], price=i + 1) for i in range(13)]
+    ann, bob = await create_user(public, "Ann"), await create_user(public, "Bob")
+    made = [await create_listing(public, (ann, bob)[i % 2]["id"], price=i + 1) for i in range(13)]
     newest_first = [listing["id"] for listing in made[::-1]]
 
     assert [x["id"] for x in await public_listings(public)] == newest_first[:10]
@@ -297,9 +283,9 @@ async def test_list_defaults_pages_and_filters_like_the_listing_service(public, 
 @pytest.mark.gen_test
 async def test_list_asks_the_user_service_once_for_a_page_of_10_owners(
         public, listing_svc, user_svc):
-    owners = [await new_user(public, f"Owner {i}") for i in range(10)]
+    owners = [await create_user(public, f"Owner {i}") for i in range(10)]
     for owner in owners:
-        await new_listing(public, owner["id"])
+        await create_listing(public, owner["id"])
     listing_svc.requests.clear()
     user_svc.requests.clear()
 
@@ -315,9 +301,9 @@ async def test_list_asks_the_user_service_once_for_a_page_of_10_owners(
 
 @pytest.mark.gen_test
 async def test_list_asks_once_per_owner_even_with_many_listings(public, user_svc):
-    ann = await new_user(public, "Ann")
+    ann = await create_user(public, "Ann")
     for _ in range(5):
-        await new_listing(public, ann["id"])
+        await create_listing(public, ann["id"])
     user_svc.requests.clear()
     assert len(await public_listings(public)) == 5
     assert user_svc.requests == [f"/users?ids={ann['id']}"]
@@ -325,8 +311,8 @@ async def test_list_asks_once_per_owner_even_with_many_listings(public, user_svc
 
 @pytest.mark.gen_test
 async def test_list_for_one_user_asks_for_that_user_only(public, listing_svc, user_svc):
-    ann = await new_user(public, "Ann")
-    await new_listing(public, ann["id"])
+    ann = await create_user(public, "Ann")
+    await create_listing(public, ann["id"])
     listing_svc.requests.clear()
     user_svc.requests.clear()
     page = await public_listings(public, f"user_id={ann['id']}&page_size=3")
@@ -401,37 +387,29 @@ class Rendezvous:
         await asyncio.wait_for(self.both.wait(), timeout=2)
 
 
-class FakeListings(RequestHandler):
-    def initialize(self, meeting: Rendezvous) -> None:
-        self.meeting = meeting
+@pytest.fixture
+def meeting_public(io_loop, make_fake) -> Iterator[tuple[Served, Rendezvous]]:
+    """The public API in front of two fakes that each wait for the other's request."""
+    meeting = Rendezvous()
 
-    async def get(self) -> None:
-        await self.meeting.arrive("listings")
-        self.write({"result": True, "listings": [
+    async def listing_rows(request: Request) -> Answer:
+        await meeting.arrive("listings")
+        return Answer(body={"result": True, "listings": [
             {"id": 1, "user_id": 3, "listing_type": "rent", "price": 10,
              "created_at": 5, "updated_at": 5}]})
 
+    async def one_user(request: Request) -> Answer:
+        await meeting.arrive("user")
+        user_id = int(request.path.split("?")[0].rsplit("/", 1)[1])
+        return Answer(body={"result": True, "user": {"id": user_id, "name": "Cy",
+                                                     "created_at": 1, "updated_at": 1}})
 
-class FakeUser(RequestHandler):
-    def initialize(self, meeting: Rendezvous) -> None:
-        self.meeting = meeting
-
-    async def get(self, user_id: str) -> None:
-        await self.meeting.arrive("user")
-        self.write({"result": True, "user": {"id": int(user_id), "name": "Cy",
-                                             "created_at": 1, "updated_at": 1}})
-
-
-@pytest.fixture
-def meeting_public(io_loop) -> Iterator[tuple[Served, Rendezvous]]:
-    meeting = Rendezvous()
-    deps = {"meeting": meeting}
-    fakes = [serve_app(io_loop, json_application([(r"/listings", FakeListings, deps)])),
-             serve_app(io_loop, json_application([(r"/users/(\d+)", FakeUser, deps)]))]
-    public = make_public(io_loop, fakes[0].url, fakes[1].url, request_timeout=4)
+    listings, users = make_fake(), make_fake()
+    listings.script(listing_rows)
+    users.script(one_user)
+    public = make_public(io_loop, listings.url, users.url, request_timeout=4)
     yield public, meeting
-    for served in (public, *fakes):
-        stop_app(io_loop, served)
+    stop_app(io_loop, public)
 
 
 @pytest.mark.gen_test(timeout=10)

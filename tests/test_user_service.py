@@ -1,4 +1,5 @@
-"""The user service over real HTTP: create, get one, list, the `ids` batch, every bad input."""
+"""The user service over real HTTP: create, get one, list, the `ids` batch, every bad input,
+and PATCH /users/{id}, correcting a name."""
 from __future__ import annotations
 
 import time
@@ -8,16 +9,13 @@ from urllib.parse import quote, urlencode
 import pytest
 
 import user_service
-from checks import USER_KEYS, assert_error, assert_user, listed
-from conftest import Served, call, serve_app, stop_app
+from common.validation import MAX_INT64, MAX_NAME_LENGTH
+from tests.support.apps import Served, serve_app, stop_app
+from tests.support.checks import USER_KEYS, assert_error, assert_user, listed
+from tests.support.data import create_user
+from tests.support.http import call
 
-MAX = 2**63 - 1
-
-
-async def create(svc: Served, name: str = "Suresh Subramaniam") -> dict:
-    reply = await call("POST", svc.url + "/users", form={"name": name})
-    assert reply.status == 201, reply.body
-    return reply.body["user"]
+TOO_LONG_OR_EMPTY = f"name: must be 1 to {MAX_NAME_LENGTH} characters after trimming"
 
 
 async def users(svc: Served, query: str = "") -> list[dict]:
@@ -56,13 +54,13 @@ async def test_create_answers_201_with_the_user(user_svc):
 
 @pytest.mark.gen_test
 async def test_create_trims_the_name(user_svc):
-    assert (await create(user_svc, " \t Ann Lee \n"))["name"] == "Ann Lee"
+    assert (await create_user(user_svc, " \t Ann Lee \n"))["name"] == "Ann Lee"
 
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("name", ["Zoë Ó Briain", "山田 太郎", "Łukasz 🏠", "a" * 200, "é" * 200])
 async def test_create_keeps_any_unicode_name_up_to_200_characters(user_svc, name):
-    user = await create(user_svc, name)
+    user = await create_user(user_svc, name)
     assert user["name"] == name
     fetched = await call("GET", f"{user_svc.url}/users/{user['id']}")
     assert fetched.body["user"]["name"] == name
@@ -114,8 +112,8 @@ async def test_create_rejects_a_json_body(user_svc):
 
 @pytest.mark.gen_test
 async def test_get_one_user(user_svc):
-    created = await create(user_svc, "Ann")
-    await create(user_svc, "Bob")
+    created = await create_user(user_svc, "Ann")
+    await create_user(user_svc, "Bob")
     reply = await call("GET", f"{user_svc.url}/users/{created['id']}")
     assert reply.status == 200
     assert list(reply.body) == ["result", "user"] and reply.body["result"] is True
@@ -124,13 +122,13 @@ async def test_get_one_user(user_svc):
 
 @pytest.mark.gen_test
 async def test_get_an_unknown_user_is_a_404(user_svc):
-    await create(user_svc)
+    await create_user(user_svc)
     errors = assert_error(await call("GET", f"{user_svc.url}/users/999"), 404, "user 999")
     assert errors == ["user 999 does not exist"]
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", quote(" 1"), str(MAX + 1)])
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", quote(" 1"), str(MAX_INT64 + 1)])
 async def test_get_with_a_bad_id_is_a_400(user_svc, raw):
     assert_error(await call("GET", f"{user_svc.url}/users/{raw}"), 400, "id:")
 
@@ -197,14 +195,14 @@ async def test_list_rejects_a_repeated_query_parameter(user_svc):
 
 @pytest.mark.gen_test
 async def test_ids_batch_answers_in_the_order_asked(user_svc):
-    a, b, c = [await create(user_svc, name) for name in ("Ann", "Bob", "Cy")]
+    a, b, c = [await create_user(user_svc, name) for name in ("Ann", "Bob", "Cy")]
     found = await users(user_svc, f"ids={c['id']},{a['id']},{b['id']}")
     assert found == [c, a, b]
 
 
 @pytest.mark.gen_test
 async def test_ids_batch_omits_missing_ids_and_repeats(user_svc):
-    a, b = await create(user_svc, "Ann"), await create(user_svc, "Bob")
+    a, b = await create_user(user_svc, "Ann"), await create_user(user_svc, "Bob")
     found = await users(user_svc, f"ids=999,{b['id']},{a['id']},{b['id']},12345")
     assert found == [b, a]
     assert await users(user_svc, "ids=999") == []
@@ -225,7 +223,7 @@ AWKWARD_NAMES = ['say "hi" \\ back', "tab\there\nnew line", "nul \x00 and \x01\x
 
 @pytest.mark.gen_test
 async def test_lists_give_back_awkward_names_exactly(user_svc):
-    made = [await create(user_svc, name) for name in AWKWARD_NAMES]
+    made = [await create_user(user_svc, name) for name in AWKWARD_NAMES]
     assert [user["name"] for user in made] == [name.strip() for name in AWKWARD_NAMES]
     assert await users(user_svc, "ids=" + ",".join(str(user["id"]) for user in made)) == made
     assert await users(user_svc, "page_size=100") == made[::-1]
@@ -245,7 +243,7 @@ async def test_ids_batch_refuses_more_than_100_ids(user_svc):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("raw", ["", "a", "1,,2", "1,", "0", "-1", "1;2", quote("1, 2"),
-                                 str(MAX + 1)])
+                                 str(MAX_INT64 + 1)])
 async def test_ids_batch_refuses_junk(user_svc, raw):
     assert_error(await call("GET", f"{user_svc.url}/users?ids={raw}"), 400, "ids:")
 
@@ -290,3 +288,45 @@ async def test_internal_token_guards_users(guarded_user_svc):
                     headers={"X-Internal-Token": "s3cret"})
     assert ok.status == 201 and ok.body["user"]["name"] == "x"
     assert (await call("GET", url + "/ping")).status == 200
+
+
+# --- PATCH: correcting a name -----------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_patch_renames_and_bumps_updated_at(user_svc: Served) -> None:
+    created = await create_user(user_svc, "Suresh Subramaniam")
+    url = f"{user_svc.url}/users/{created['id']}"
+    reply = await call("PATCH", url, form={"name": "  Suresh Subramanian  "})
+    assert reply.status == 200, reply.body
+    assert list(reply.body) == ["result", "user"] and reply.body["result"] is True
+    user = reply.body["user"]
+    assert list(user) == ["id", "name", "created_at", "updated_at"]
+    assert (user["id"], user["name"]) == (created["id"], "Suresh Subramanian")
+    assert user["created_at"] == created["created_at"]
+    assert user["updated_at"] > created["updated_at"]
+    assert (await call("GET", url)).body["user"] == user
+
+
+@pytest.mark.gen_test
+async def test_patch_validates_the_name(user_svc: Served) -> None:
+    created = await create_user(user_svc, "Ann")
+    url = f"{user_svc.url}/users/{created['id']}"
+    cases = {
+        (): ["body: must change at least one of name"],
+        (("name", "   "),): [TOO_LONG_OR_EMPTY],
+        (("name", "x" * (MAX_NAME_LENGTH + 1)),): [TOO_LONG_OR_EMPTY],
+        (("nick", "Annie"),): ["nick: is not a known field"],
+        (("name", "Annie"), ("id", "9")): ["id: is not a known field"],
+    }
+    for fields, errors in cases.items():
+        reply = await call("PATCH", url, form=dict(fields))
+        assert (reply.status, reply.body) == (400, {"result": False, "errors": errors}), fields
+    assert (await call("GET", url)).body["user"] == created
+
+
+@pytest.mark.gen_test
+async def test_patch_unknown_or_malformed_id(user_svc: Served) -> None:
+    missing = await call("PATCH", f"{user_svc.url}/users/77", form={"name": "Bo"})
+    assert (missing.status, missing.body) == (404, {"result": False, "errors": ["user 77 does not exist"]})
+    bad = await call("PATCH", f"{user_svc.url}/users/seven", form={"name": "Bo"})
+    assert bad.status == 400 and bad.body["errors"][0].startswith("id: ")

@@ -1,14 +1,18 @@
-"""common/web.py: the one JSON error path, for what no service test reaches on its own."""
+"""common/web.py: the one JSON error path, for what no service test reaches on its own, and
+every answer's JSON encoding: compact UTF-8, and valid JSON even for text that is not UTF-8."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from checks import assert_error
-from common.web import JsonHandler, json_application
-from conftest import Served, call, make_public, serve_app, stop_app
+from common.validation import MAX_INT64
+from common.web import JsonHandler, dumps, json_application
+from tests.support.apps import Served, make_public, serve_app, stop_app
+from tests.support.checks import assert_error
+from tests.support.http import call
 
 
 class Boom(JsonHandler):
@@ -100,3 +104,17 @@ async def test_not_ready_names_the_service_that_is_down(public_without_users):
     reply = await call("GET", public_without_users.url + "/ready")
     assert reply.status == 503
     assert reply.body == {"result": False, "errors": ["ready: user service cannot be reached"]}
+
+
+# --- the JSON encoding ----------------------------------------------------------------------
+
+def test_answers_are_compact_utf8_with_64_bit_integers() -> None:
+    body = {"name": "Zoë 東京", "price": MAX_INT64, "user": None, "result": True}
+    assert dumps(body) == ('{"name":"Zoë 東京","price":9223372036854775807,"user":null,'
+                           '"result":true}').encode("utf-8")
+
+
+def test_a_lone_surrogate_is_escaped_not_a_failure() -> None:
+    encoded = dumps({"errors": ["\ud800x: is not a known field"]})
+    assert encoded == b'{"errors":["\\ud800x: is not a known field"]}'
+    assert json.loads(encoded) == {"errors": ["\ud800x: is not a known field"]}

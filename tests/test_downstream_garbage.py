@@ -6,77 +6,18 @@ the public API still answers correctly once the neighbour behaves again.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream
-from tornado.tcpserver import TCPServer
-from tornado.testing import bind_unused_port
-from tornado.web import Application, RequestHandler
 
 from common.downstream import MAX_RESPONSE_BYTES
-from conftest import Served, call, make_public, serve_app, stop_app
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    body: bytes = b"{}"
-    content_type: str = "application/json"
-
-
-class FakeHandler(RequestHandler):
-    """Answers every request with the `Answer` the test holds."""
-
-    def initialize(self, answer: list[Answer]) -> None:
-        self.answer = answer[0]
-
-    def prepare(self) -> None:
-        self.set_status(self.answer.status)
-        self.set_header("Content-Type", self.answer.content_type)
-        self.finish(self.answer.body)
-
-
-class Fake:
-    """A stand-in service: `set(...)` what it answers next."""
-
-    def __init__(self, io_loop: IOLoop) -> None:
-        self.answer = [Answer()]
-        app = Application([(r"/.*", FakeHandler, {"answer": self.answer})],
-                          log_function=lambda handler: None)
-        self.served: Served = serve_app(io_loop, app)
-
-    def set(self, status: int, body: Any, content_type: str = "application/json") -> None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.answer[0] = Answer(status, raw, content_type)
-
-
-class RawBytes(TCPServer):
-    """Not an HTTP server: reads the request line, writes `reply`, closes."""
-
-    def __init__(self, reply: bytes) -> None:
-        super().__init__()
-        self.reply = reply
-
-    async def handle_stream(self, stream: IOStream, address: Any) -> None:
-        await stream.read_until(b"\r\n\r\n")
-        await stream.write(self.reply)
-        stream.close()
-
-
-def raw_server(io_loop: IOLoop, reply: bytes) -> tuple[RawBytes, str]:
-    async def listen() -> tuple[RawBytes, str]:
-        sock, port = bind_unused_port()
-        server = RawBytes(reply)
-        server.add_sockets([sock])
-        return server, f"http://127.0.0.1:{port}"
-    return io_loop.run_sync(listen)
+from tests.support.apps import Served, make_public, stop_app
+from tests.support.fake import FakeService
+from tests.support.http import call
 
 
 USER = {"id": 1, "name": "Ada", "created_at": 1, "updated_at": 1}
@@ -85,26 +26,26 @@ LISTING = {"id": 9, "user_id": 1, "listing_type": "rent", "price": 5, "created_a
 
 
 @pytest.fixture
-def fake_users(io_loop: IOLoop, listing_svc: Served) -> Iterator[tuple[Fake, Served]]:
+def fake_users(io_loop: IOLoop, listing_svc: Served, make_fake: Any
+               ) -> Iterator[tuple[FakeService, Served]]:
     """A fake user service behind the public API, and a real listing service with a listing."""
-    fake = Fake(io_loop)
-    public = make_public(io_loop, listing_svc.url, fake.served.url, request_timeout=2)
+    fake = make_fake()
+    public = make_public(io_loop, listing_svc.url, fake.url, request_timeout=2)
     io_loop.run_sync(lambda: call("POST", listing_svc.url + "/listings",
                                   form={"user_id": 1, "listing_type": "rent", "price": 5}))
     yield fake, public
     stop_app(io_loop, public)
-    stop_app(io_loop, fake.served)
 
 
 @pytest.fixture
-def fake_listings(io_loop: IOLoop, user_svc: Served) -> Iterator[tuple[Fake, Served]]:
+def fake_listings(io_loop: IOLoop, user_svc: Served, make_fake: Any
+                  ) -> Iterator[tuple[FakeService, Served]]:
     """A fake listing service behind the public API, and a real user service with a user."""
-    fake = Fake(io_loop)
-    public = make_public(io_loop, fake.served.url, user_svc.url, request_timeout=2)
+    fake = make_fake()
+    public = make_public(io_loop, fake.url, user_svc.url, request_timeout=2)
     io_loop.run_sync(lambda: call("POST", user_svc.url + "/users", form={"name": "Ada"}))
     yield fake, public
     stop_app(io_loop, public)
-    stop_app(io_loop, fake.served)
 
 
 def public_calls(public: Served, service: str) -> list[tuple[str, str, Any]]:
@@ -148,23 +89,23 @@ def assert_all_502(answers: dict[str, Any], service: str) -> None:
 
 
 @pytest.mark.parametrize("garbage", GARBAGE.values(), ids=list(GARBAGE))
-def test_user_service_garbage_is_a_502(io_loop: IOLoop, fake_users: tuple[Fake, Served],
+def test_user_service_garbage_is_a_502(io_loop: IOLoop, fake_users: tuple[FakeService, Served],
                                        garbage: tuple[int, Any, str]) -> None:
     fake, public = fake_users
-    fake.set(*garbage)
+    fake.answers(*garbage)
     assert_all_502(statuses(io_loop, public, "user"), "user")
-    fake.set(200, {"result": True, "users": [USER], "user": USER})
+    fake.answers(200, {"result": True, "users": [USER], "user": USER})
     answers = statuses(io_loop, public, "user")
     assert [status for status, _ in answers.values()] == [200, 200, 201, 201], answers
 
 
 @pytest.mark.parametrize("garbage", GARBAGE.values(), ids=list(GARBAGE))
-def test_listing_service_garbage_is_a_502(io_loop: IOLoop, fake_listings: tuple[Fake, Served],
+def test_listing_service_garbage_is_a_502(io_loop: IOLoop, fake_listings: tuple[FakeService, Served],
                                           garbage: tuple[int, Any, str]) -> None:
     fake, public = fake_listings
-    fake.set(*garbage)
+    fake.answers(*garbage)
     assert_all_502(statuses(io_loop, public, "listing"), "listing")
-    fake.set(200, {"result": True, "listings": [LISTING], "listing": LISTING})
+    fake.answers(200, {"result": True, "listings": [LISTING], "listing": LISTING})
     answers = statuses(io_loop, public, "listing")
     assert [status for status, _ in answers.values()] == [200, 200, 201], answers
 
@@ -178,16 +119,16 @@ NOT_HTTP = {
 
 @pytest.mark.parametrize("reply", NOT_HTTP.values(), ids=list(NOT_HTTP))
 def test_a_neighbour_speaking_garbage_bytes_is_a_502(io_loop: IOLoop, listing_svc: Served,
-                                                     reply: bytes) -> None:
-    server, url = raw_server(io_loop, reply)
-    public = make_public(io_loop, listing_svc.url, url, request_timeout=2)
+                                                     make_fake: Any, reply: bytes) -> None:
+    fake = make_fake()
+    fake.sends(reply)
+    public = make_public(io_loop, listing_svc.url, fake.url, request_timeout=2)
     io_loop.run_sync(lambda: call("POST", listing_svc.url + "/listings",
                                   form={"user_id": 1, "listing_type": "rent", "price": 5}))
     try:
         assert_all_502(statuses(io_loop, public, "user"), "user")
     finally:
         stop_app(io_loop, public)
-        server.stop()
 
 
 json_values = st.recursive(
@@ -208,9 +149,9 @@ def shaped_like(record: dict[str, Any]) -> st.SearchStrategy[Any]:
 @given(users=st.lists(shaped_like(USER), max_size=3) | json_values,
        user=shaped_like(USER) | json_values)
 def test_any_json_from_the_user_service_is_an_answer_or_a_502_never_a_500(
-        io_loop: IOLoop, fake_users: tuple[Fake, Served], users: Any, user: Any) -> None:
+        io_loop: IOLoop, fake_users: tuple[FakeService, Served], users: Any, user: Any) -> None:
     fake, public = fake_users
-    fake.set(200, {"result": True, "users": users, "user": user})
+    fake.answers(200, {"result": True, "users": users, "user": user})
     for request, (status, body) in statuses(io_loop, public, "user").items():
         assert status in (200, 201, 502), (request, body)
         if status == 200:
@@ -223,9 +164,9 @@ def test_any_json_from_the_user_service_is_an_answer_or_a_502_never_a_500(
 @given(listings=st.lists(shaped_like(LISTING), max_size=3) | json_values,
        listing=shaped_like(LISTING) | json_values)
 def test_any_json_from_the_listing_service_is_an_answer_or_a_502_never_a_500(
-        io_loop: IOLoop, fake_listings: tuple[Fake, Served], listings: Any, listing: Any) -> None:
+        io_loop: IOLoop, fake_listings: tuple[FakeService, Served], listings: Any, listing: Any) -> None:
     fake, public = fake_listings
-    fake.set(200, {"result": True, "listings": listings, "listing": listing})
+    fake.answers(200, {"result": True, "listings": listings, "listing": listing})
     for request, (status, body) in statuses(io_loop, public, "listing").items():
         assert status in (200, 201, 502), (request, body)
         if status == 201:

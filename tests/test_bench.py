@@ -1,7 +1,10 @@
-"""The bench's floor page (bench/floor.py) answers what the real page answers, in its shape.
+"""The bench: its floor page answers what the real page answers, and its instruction count
+reads callgrind's totals.
 
-The floor is only a fair reference if it does a page's work: two calls through the project's
-downstream client, the users stitched in place of user_id, in the contract's shape.
+The floor (bench/floor.py) is only a fair reference if it does a page's work: two calls through
+the project's downstream client, the users stitched in place of user_id, in the contract's shape.
+The instruction-count bench (bench/instructions.py) reads callgrind's totals, whichever line
+carries them.
 """
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import orjson
 import pytest
 
 from bench.floor import LISTINGS, USERS
+from bench.instructions import callgrind_total
 from bench.run import start_floor
-from checks import assert_public_listing
 from harness.processes import Service, http
+from tests.support.checks import assert_public_listing
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +48,19 @@ def test_the_floor_s_data_processes_answer_a_page_of_listings_and_its_users(
     for data in floor[:2]:
         assert http("GET", data.url + "/listings?page_size=10")[1] == orjson.loads(LISTINGS)
         assert http("GET", data.url + "/users?ids=1,2,3")[1] == orjson.loads(USERS)
+
+
+# --- the instruction count ----------------------------------------------------------------
+
+@pytest.mark.parametrize("line", ["summary: 123456789", "totals: 123456789 42"])
+def test_callgrind_total_reads_the_first_count(tmp_path: Path, line: str) -> None:
+    dump = tmp_path / "callgrind.out.1"
+    dump.write_text(f"version: 1\ncreator: callgrind-3.19.0\nevents: Ir\n\nfn=(1) main\n5 10\n{line}\n")
+    assert callgrind_total(dump) == 123456789
+
+
+def test_callgrind_total_refuses_a_file_without_totals(tmp_path: Path) -> None:
+    dump = tmp_path / "callgrind.out.2"
+    dump.write_text("version: 1\nevents: Ir\n")
+    with pytest.raises(ValueError):
+        callgrind_total(dump)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from conftest import Reply, call
+from tests.support.http import Reply, call
 
 LISTING_KEYS = ["id", "user_id", "listing_type", "price", "created_at", "updated_at"]
 PUBLIC_LISTING_KEYS = ["id", "listing_type", "price", "created_at", "updated_at", "user"]
