@@ -12,7 +12,7 @@ from tornado.web import HTTPError
 
 from common.db import SqliteStore, now_us
 from common.errors import NotFound, http_error
-from conftest import call
+from tests.support.http import call
 
 
 @pytest.mark.gen_test
