@@ -85,27 +85,31 @@ class ListingStore(SqliteStore):
             raise NotFound("listing", listing_id)
         return dict(rows[0])
 
-    async def update(self, listing_id: int, **changes: Any) -> dict[str, Any]:
-        """Change some of EDITABLE_COLUMNS; updated_at moves forward, created_at stays."""
+    async def update(self, listing_id: int, if_match: v.IfMatch | None = None,
+                     **changes: Any) -> dict[str, Any]:
+        """Change some of EDITABLE_COLUMNS (only at a version `if_match` names, if given);
+        updated_at moves forward, created_at stays."""
         columns = [column for column in EDITABLE_COLUMNS if column in changes]
         if not columns or len(columns) != len(changes):
             raise ValueError(f"update takes some of {EDITABLE_COLUMNS}, not {list(changes)}")
         assignments = "".join(f"{column} = ?, " for column in columns)
+        condition, versions = self.version_condition(if_match)
         # max(): updated_at grows even if the clock steps back or two writes share a microsecond.
         rows = await self.fetch_all(
             f"UPDATE listings SET {assignments}updated_at = max(?, updated_at + 1)"
-            f" WHERE id = ? RETURNING {COLUMNS}",
-            (*(changes[column] for column in columns), now_us(), listing_id),
+            f" WHERE id = ?{condition} RETURNING {COLUMNS}",
+            (*(changes[column] for column in columns), now_us(), listing_id, *versions),
         )
         if not rows:
-            raise NotFound("listing", listing_id)
+            raise await self.unwritten("listing", listing_id)
         return dict(rows[0])
 
-    async def delete(self, listing_id: int) -> None:
+    async def delete(self, listing_id: int, if_match: v.IfMatch | None = None) -> None:
+        condition, versions = self.version_condition(if_match)
         rows = await self.fetch_all(
-            "DELETE FROM listings WHERE id = ? RETURNING id", (listing_id,))
+            f"DELETE FROM listings WHERE id = ?{condition} RETURNING id", (listing_id, *versions))
         if not rows:
-            raise NotFound("listing", listing_id)
+            raise await self.unwritten("listing", listing_id)
 
     async def page(self, page: v.Page, **filters: Any) -> list[str]:
         """One page, newest first, of the listings matching every filter given (JSON texts)."""
@@ -149,15 +153,19 @@ class ListingHandler(JsonHandler):
         self.store = store
 
     async def get(self, raw_id: str) -> None:
-        self.send_json({"result": True, "listing": await self.store.get(v.parse_id(raw_id))})
+        listing = await self.store.get(v.parse_id(raw_id))
+        self.send_json({"result": True, "listing": listing},
+                       etag=v.entity_tag(listing["updated_at"]))
 
     async def patch(self, raw_id: str) -> None:
         listing_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.form_fields(), EDIT_RULES)
-        self.send_json({"result": True, "listing": await self.store.update(listing_id, **changes)})
+        listing = await self.store.update(listing_id, self.if_match(), **changes)
+        self.send_json({"result": True, "listing": listing},
+                       etag=v.entity_tag(listing["updated_at"]))
 
     async def delete(self, raw_id: str) -> None:
-        await self.store.delete(v.parse_id(raw_id))
+        await self.store.delete(v.parse_id(raw_id), self.if_match())
         self.no_content()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from tornado.web import Application
 
@@ -55,18 +55,23 @@ class Portal:
         user = await self.user_or_none(owner_ids[0]) if owner_ids else None
         return _public_listing(listing, {user["id"]: user} if user else {})
 
-    async def update_listing(self, listing_id: int, **changes: Any) -> dict:
-        """Change a listing's listing_type and/or price; answers it as a create does."""
-        return await self.listings.patch_form(f"/listings/{listing_id}", changes, key="listing")
+    async def update_listing(self, listing_id: int, if_match: v.IfMatch | None = None,
+                             **changes: Any) -> dict:
+        """Change a listing's listing_type and/or price; answers it as a create does.
+        With `if_match`, the listing service writes only at a version it names (else 412)."""
+        return await self.listings.patch_form(f"/listings/{listing_id}", changes, key="listing",
+                                              if_match=if_match)
 
-    async def delete_listing(self, listing_id: int) -> None:
-        await self.listings.delete(f"/listings/{listing_id}")
+    async def delete_listing(self, listing_id: int, if_match: v.IfMatch | None = None) -> None:
+        await self.listings.delete(f"/listings/{listing_id}", if_match)
 
     async def user(self, user_id: int) -> dict:
         return await self.users.get(f"/users/{user_id}", key="user")
 
-    async def update_user(self, user_id: int, name: str) -> dict:
-        return await self.users.patch_form(f"/users/{user_id}", {"name": name}, key="user")
+    async def update_user(self, user_id: int, name: str,
+                          if_match: v.IfMatch | None = None) -> dict:
+        return await self.users.patch_form(f"/users/{user_id}", {"name": name}, key="user",
+                                           if_match=if_match)
 
     async def users_by_id(self, ids: list[int]) -> dict[int, dict]:
         """The users among `ids` that exist, fetched in one request."""
@@ -131,8 +136,16 @@ def _owner_ids(listings: Any) -> list[int]:
     return list(dict.fromkeys(uid for uid in owners if _is_id(uid)))
 
 
-def _is_id(value: Any) -> bool:
+def _is_id(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= v.MAX_INT64
+
+
+def _version(record: Any, what: str) -> int:
+    """A record's version (its updated_at), which its entity tag carries."""
+    version = record.get("updated_at") if isinstance(record, dict) else None
+    if not _is_id(version):
+        raise ApiError(502, [f"a downstream service answered a malformed '{what}'"])
+    return version
 
 
 def _public_listing(listing: dict, users: dict[int, dict]) -> dict:
@@ -179,15 +192,20 @@ class ListingHandler(JsonHandler):
         self.portal = portal
 
     async def get(self, raw_id: str) -> None:
-        self.send_json({"listing": await self.portal.listing(v.parse_id(raw_id))})
+        listing = await self.portal.listing(v.parse_id(raw_id))
+        # The listing's version, then its owner's: a renamed owner changes the answer too.
+        owner_version = _version(listing["user"], "user") if listing["user"] else 0
+        self.send_json({"listing": listing},
+                       etag=v.entity_tag(_version(listing, "listing"), owner_version))
 
     async def patch(self, raw_id: str) -> None:
         listing_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.json_object(), EDIT_LISTING_RULES)
-        self.send_json({"listing": await self.portal.update_listing(listing_id, **changes)})
+        listing = await self.portal.update_listing(listing_id, self.if_match(), **changes)
+        self.send_json({"listing": listing}, etag=v.entity_tag(_version(listing, "listing")))
 
     async def delete(self, raw_id: str) -> None:
-        await self.portal.delete_listing(v.parse_id(raw_id))
+        await self.portal.delete_listing(v.parse_id(raw_id), self.if_match())
         self.no_content()
 
 
@@ -205,12 +223,14 @@ class UserHandler(JsonHandler):
         self.portal = portal
 
     async def get(self, raw_id: str) -> None:
-        self.send_json({"user": await self.portal.user(v.parse_id(raw_id))})
+        user = await self.portal.user(v.parse_id(raw_id))
+        self.send_json({"user": user}, etag=v.entity_tag(_version(user, "user")))
 
     async def patch(self, raw_id: str) -> None:
         user_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.json_object(), CREATE_USER_RULES)
-        self.send_json({"user": await self.portal.update_user(user_id, **changes)})
+        user = await self.portal.update_user(user_id, if_match=self.if_match(), **changes)
+        self.send_json({"user": user}, etag=v.entity_tag(_version(user, "user")))
 
 
 def make_app(portal: Portal, **settings: Any) -> Application:

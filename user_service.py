@@ -63,16 +63,19 @@ class UserStore(SqliteStore):
             raise NotFound("user", user_id)
         return dict(rows[0])
 
-    async def update(self, user_id: int, name: str) -> dict[str, Any]:
-        """Rename a user; updated_at moves forward, created_at stays."""
+    async def update(self, user_id: int, name: str,
+                     if_match: v.IfMatch | None = None) -> dict[str, Any]:
+        """Rename a user (only at a version `if_match` names, if given); updated_at moves
+        forward, created_at stays."""
+        condition, versions = self.version_condition(if_match)
         # max(): updated_at grows even if the clock steps back or two writes share a microsecond.
         rows = await self.fetch_all(
-            f"UPDATE users SET name = ?, updated_at = max(?, updated_at + 1) WHERE id = ?"
-            f" RETURNING {COLUMNS}",
-            (name, now_us(), user_id),
+            f"UPDATE users SET name = ?, updated_at = max(?, updated_at + 1)"
+            f" WHERE id = ?{condition} RETURNING {COLUMNS}",
+            (name, now_us(), user_id, *versions),
         )
         if not rows:
-            raise NotFound("user", user_id)
+            raise await self.unwritten("user", user_id)
         return dict(rows[0])
 
     async def many(self, ids: list[int]) -> list[str]:
@@ -119,12 +122,14 @@ class UserHandler(JsonHandler):
         self.store = store
 
     async def get(self, raw_id: str) -> None:
-        self.send_json({"result": True, "user": await self.store.get(v.parse_id(raw_id))})
+        user = await self.store.get(v.parse_id(raw_id))
+        self.send_json({"result": True, "user": user}, etag=v.entity_tag(user["updated_at"]))
 
     async def patch(self, raw_id: str) -> None:
         user_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.form_fields(), CREATE_RULES)
-        self.send_json({"result": True, "user": await self.store.update(user_id, **changes)})
+        user = await self.store.update(user_id, if_match=self.if_match(), **changes)
+        self.send_json({"result": True, "user": user}, etag=v.entity_tag(user["updated_at"]))
 
 
 def make_app(store: UserStore, **settings: Any) -> Application:

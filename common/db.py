@@ -16,6 +16,9 @@ from typing import Any, ClassVar, TypeVar, cast
 
 import aiosqlite
 
+from common.errors import Changed, NotFound
+from common.validation import IfMatch
+
 BUSY_TIMEOUT_MS = 5000
 
 StoreT = TypeVar("StoreT", bound="SqliteStore")
@@ -28,7 +31,8 @@ def now_us() -> int:
 
 class SqliteStore:
     """What both services' stores share: one connection, opened with `SCHEMA`, checked by
-    reading `TABLE`. A subclass adds its queries and raises `common.errors.NotFound`."""
+    reading `TABLE`, and conditional writes. A subclass adds its queries and raises the
+    domain errors of common/errors.py."""
 
     SCHEMA: ClassVar[str]
     TABLE: ClassVar[str]
@@ -49,6 +53,21 @@ class SqliteStore:
         # aiosqlite types the rows as an Iterable; they are a list. A plain function that
         # hands back the awaitable, so the hot path gains no coroutine frame.
         return cast(Awaitable[list[aiosqlite.Row]], self.db.execute_fetchall(sql, parameters))
+
+    @staticmethod
+    def version_condition(if_match: IfMatch | None) -> tuple[str, tuple[int, ...]]:
+        """SQL to AND onto a write's WHERE, and its parameters, so that the write happens only
+        at a version If-Match names: the check and the write are one statement, no race."""
+        if if_match is None or if_match.any:
+            return "", ()
+        versions = tuple(sorted(if_match.versions)) or (-1,)  # no record is at version -1
+        return f" AND updated_at IN ({', '.join('?' * len(versions))})", versions
+
+    async def unwritten(self, what: str, ident: int) -> NotFound | Changed:
+        """Why a write by id touched no row: the record is missing, or at another version.
+        (Read after the write failed: it only chooses the error; nothing was written.)"""
+        exists = await self.fetch_all(f"SELECT 1 FROM {self.TABLE} WHERE id = ?", (ident,))
+        return Changed(what, ident) if exists else NotFound(what, ident)
 
     async def check(self) -> None:
         """Raise unless the table can be read (readiness)."""

@@ -33,6 +33,7 @@ from tornado.simple_httpclient import HTTPTimeoutError
 from common.errors import ApiError
 from common.keepalive import KeepAliveHTTPClient
 from common.logs import request_id_var
+from common.validation import IfMatch
 
 log = logging.getLogger(__name__)
 
@@ -90,25 +91,31 @@ class ServiceClient:
         """POST `fields` form-encoded to `path` and return the answer's `key`."""
         return await self._call(self._form_request("POST", path, fields), key)
 
-    async def patch_form(self, path: str, fields: Mapping[str, Any], *, key: str) -> Any:
-        """PATCH `fields` form-encoded to `path` and return the answer's `key`."""
-        return await self._call(self._form_request("PATCH", path, fields), key)
+    async def patch_form(self, path: str, fields: Mapping[str, Any], *, key: str,
+                         if_match: IfMatch | None = None) -> Any:
+        """PATCH `fields` form-encoded to `path` (only at the versions `if_match` names, if
+        given: the service checks and writes at once) and return the answer's `key`."""
+        return await self._call(self._form_request("PATCH", path, fields, if_match), key)
 
-    async def delete(self, path: str) -> None:
-        """DELETE `path`; the service answers 204 with no body."""
-        request = HTTPRequest(self.base_url.rstrip("/") + path, "DELETE", headers=self._headers())
+    async def delete(self, path: str, if_match: IfMatch | None = None) -> None:
+        """DELETE `path` (conditionally, as PATCH); the service answers 204 with no body."""
+        request = HTTPRequest(self.base_url.rstrip("/") + path, "DELETE",
+                              headers=self._headers(if_match))
         await self._call(request, None)
 
-    def _form_request(self, method: str, path: str, fields: Mapping[str, Any]) -> HTTPRequest:
-        headers = self._headers()
+    def _form_request(self, method: str, path: str, fields: Mapping[str, Any],
+                      if_match: IfMatch | None = None) -> HTTPRequest:
+        headers = self._headers(if_match)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         return HTTPRequest(self.base_url.rstrip("/") + path, method,
                            headers=headers, body=urlencode(fields))
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, if_match: IfMatch | None = None) -> dict[str, str]:
         headers = {"X-Request-ID": request_id_var.get(), "Accept": "application/json"}
         if self.internal_token:
             headers["X-Internal-Token"] = self.internal_token
+        if if_match is not None:
+            headers["If-Match"] = if_match.header
         return headers
 
     async def _call(self, request: HTTPRequest, key: str | None) -> Any:

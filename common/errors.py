@@ -1,7 +1,7 @@
 """The errors every failure becomes before it reaches a client.
 
 - `ApiError` is an HTTP answer: handlers, validators and the downstream client raise it.
-- `NotFound` is a domain error: the stores raise it and know nothing of HTTP.
+- `NotFound` and `Changed` are domain errors: the stores raise them and know nothing of HTTP.
 
 `JsonHandler.write_error` is the only place that turns any of them (or any other exception)
 into a response; `http_error` is the one table from domain errors to statuses.
@@ -28,8 +28,16 @@ class NotFound(LookupError):
         self.ident = ident
 
 
+class Changed(Exception):
+    """A conditional write (If-Match) found the record at another version: nothing was written."""
+
+    def __init__(self, what: str, ident: int) -> None:
+        super().__init__(f"If-Match: {what} {ident} has changed since that ETag; nothing was"
+                         f" changed: GET it again for its current ETag")
+
+
 # Domain error -> HTTP status, in the order they are tried.
-DOMAIN_STATUSES: dict[type[Exception], int] = {NotFound: 404}
+DOMAIN_STATUSES: dict[type[Exception], int] = {NotFound: 404, Changed: 412}
 
 
 def http_error(error: BaseException | None) -> ApiError | None:

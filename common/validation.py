@@ -165,6 +165,49 @@ def parse_page_query(
     return page, fields
 
 
+@dataclass(frozen=True)
+class IfMatch:
+    """An If-Match header (RFC 9110, 13.1.1): `*`, or the versions its entity tags name.
+
+    A record's entity tag is its version, `updated_at`, in quotes; a tag the public API
+    builds for a record with another embedded in it adds the other's version after a dash
+    (`"<listing version>-<user version>"`), and only the first number is the record's own.
+    Weak tags and tags of another form match nothing: If-Match compares strongly.
+    """
+
+    any: bool
+    versions: frozenset[int]
+    header: str  # as received: the public API passes it on to the service that owns the record
+
+
+_ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e]*)"\s*')
+_OWN_VERSION = re.compile(r"([0-9]{1,19})(?:-[0-9]{1,19})?")
+
+
+def entity_tag(version: int, *embedded: int) -> str:
+    """The strong entity tag of a record at `version` (with the versions of records in it)."""
+    return '"' + "-".join(map(str, (version, *embedded))) + '"'
+
+
+def parse_if_match(value: str | None) -> IfMatch | None:
+    """The If-Match header, None when absent; 400 naming it when it is not `*` or a list of
+    entity tags."""
+    if value is None:
+        return None
+    if value.strip() == "*":
+        return IfMatch(True, frozenset(), value)
+    versions = set()
+    for part in value.split(","):
+        tag = _ENTITY_TAG.fullmatch(part)
+        if tag is None:
+            raise ApiError(400, ["If-Match: must be * or a comma-separated list of entity tags"
+                                 ' such as "1700000000000000"'])
+        own = _OWN_VERSION.fullmatch(tag[2])
+        if own and not tag[1]:
+            versions.add(int(own[1]))
+    return IfMatch(False, frozenset(versions), value)
+
+
 # The listing list's filters, the same on the listing service and on the public API.
 LISTING_FILTERS: dict[str, Rule] = {
     "user_id": integer(1),

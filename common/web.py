@@ -22,6 +22,7 @@ from tornado.web import Application, HTTPError, RequestHandler, stream_request_b
 
 from common.errors import ApiError, http_error
 from common.logs import log_request, request_id_var
+from common.validation import IfMatch, parse_if_match
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class JsonHandler(RequestHandler):
     requires_token = True  # health checks set False: they stay open without the token
 
     _body: bytes | bytearray = b""
+    _etag: str | None = None
     _body_too_large = False
     _counted = False
 
@@ -169,6 +171,10 @@ class JsonHandler(RequestHandler):
             raise ApiError(415, [f"Content-Type: must be {media_type}, not {shown}"])
         return bytes(self._body)
 
+    def if_match(self) -> IfMatch | None:
+        """The If-Match header, parsed (400 naming it if malformed); None when absent."""
+        return parse_if_match(self.request.headers.get("If-Match"))
+
     def query_fields(self) -> dict[str, str]:
         """The query string, one value per parameter."""
         return _single_values(self.request.query, "query string")
@@ -200,9 +206,19 @@ class JsonHandler(RequestHandler):
 
     # --- writing output ------------------------------------------------------------------
 
-    def send_json(self, body: Mapping[str, Any], status: int = 200) -> None:
+    def send_json(self, body: Mapping[str, Any], status: int = 200,
+                  etag: str | None = None) -> None:
+        """`body` as JSON. `etag`: the record's own entity tag instead of a hash of the body
+        (one that If-Match can name); tornado still answers If-None-Match with a 304."""
         self.set_status(status)
+        if etag is not None:
+            self._etag = etag
+            if self.request.method not in ("GET", "HEAD"):  # tornado sets it for those
+                self.set_header("Etag", etag)
         self.finish(dumps(body))
+
+    def compute_etag(self) -> str | None:
+        return self._etag if self._etag is not None else super().compute_etag()
 
     def send_rows(self, key: str, rows: list[str]) -> None:
         """`{"result": true, key: [rows]}`, the rows being JSON objects SQLite already wrote."""

@@ -47,7 +47,7 @@ MASKS = (
     (re.compile(r"^Date: .*$", re.MULTILINE | re.IGNORECASE), "Date: <date>"),
     (re.compile(r"^(X-Request-Id): \S+$", re.MULTILINE | re.IGNORECASE), r"\1: <request id>"),
     # A body's ETag is its hash, so it changes with the timestamps inside.
-    (re.compile(r'^(Etag): "[0-9a-f]+"$', re.MULTILINE | re.IGNORECASE), r"\1: <hash>"),
+    (re.compile(r'^(Etag): "[0-9a-f-]+"$', re.MULTILINE | re.IGNORECASE), r"\1: <hash>"),
 )
 
 
