@@ -19,7 +19,6 @@ from tests.support.apps import Served, make_public, stop_app
 from tests.support.fake import FakeService
 from tests.support.http import call
 
-
 USER = {"id": 1, "name": "Ada", "created_at": 1, "updated_at": 1}
 LISTING = {"id": 9, "user_id": 1, "listing_type": "rent", "price": 5, "created_at": 2,
            "updated_at": 2}

@@ -19,9 +19,9 @@ import inspect
 import json
 import re
 import socket
-from http.client import responses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http.client import responses
 from typing import Any
 
 from tornado.httputil import HTTPHeaders
@@ -228,7 +228,7 @@ class FakeService:
                     await stream.write(answer.encode())
                 if answer.close:
                     break
-        except (StreamClosedError, asyncio.TimeoutError):
+        except (TimeoutError, StreamClosedError):
             pass
         finally:
             stream.close()
