@@ -47,7 +47,8 @@ def routed_operations(app: Application) -> set[tuple[str, str]]:
 
 def documented_operations(document: dict) -> set[tuple[str, str]]:
     return {(re.sub(r"\{[^}]+\}", "{}", path), method)
-            for path, item in document["paths"].items() for method in item if method in HTTP_METHODS}
+            for path, item in document["paths"].items()
+            for method in item if method in HTTP_METHODS}
 
 
 def operations(document: dict) -> list[tuple[str, str, dict]]:
@@ -76,7 +77,8 @@ NAMES = ["listing", "user", "public"]
 def test_document_is_valid_openapi_3_1(name: str) -> None:
     document = load_document(name)
     assert document["openapi"] == "3.1.0"
-    errors = [error.message for error in jsonschema_rs.validator_for(OPENAPI_31).iter_errors(document)]
+    validator = jsonschema_rs.validator_for(OPENAPI_31)
+    errors = [error.message for error in validator.iter_errors(document)]
     assert not errors
 
 

@@ -65,7 +65,8 @@ async def test_create_user_answers_201_with_only_the_user(public, user_svc):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("name", ["Zoë Ó Briain", "山田 太郎", "Łukasz 🏠", "a+b&c=d%20e", "é" * 200])
+@pytest.mark.parametrize("name", ["Zoë Ó Briain", "山田 太郎", "Łukasz 🏠", "a+b&c=d%20e",
+                                  "é" * 200])
 async def test_create_user_carries_any_unicode_name_through(public, user_svc, name):
     user = await create_user(public, name)
     assert user["name"] == name

@@ -66,4 +66,5 @@ def test_the_procfile_entries_run_alone_as_a_supervisor_would_run_them(tmp_path:
     log = trio.output()
     assert code == 0, log  # each service's own exit code: no honcho in between
     assert log.count("common.server: stopped") == 3, log
-    assert re.search(r"INFO\s+public \[\w+\] tornado\.access: POST /public-api/users 201 ", log), log
+    assert re.search(r"INFO\s+public \[\w+\] tornado\.access: POST /public-api/users 201 ",
+                     log), log

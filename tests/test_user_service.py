@@ -327,6 +327,7 @@ async def test_patch_validates_the_name(user_svc: Served) -> None:
 @pytest.mark.gen_test
 async def test_patch_unknown_or_malformed_id(user_svc: Served) -> None:
     missing = await call("PATCH", f"{user_svc.url}/users/77", form={"name": "Bo"})
-    assert (missing.status, missing.body) == (404, {"result": False, "errors": ["user 77 does not exist"]})
+    assert (missing.status, missing.body) == (
+        404, {"result": False, "errors": ["user 77 does not exist"]})
     bad = await call("PATCH", f"{user_svc.url}/users/seven", form={"name": "Bo"})
     assert bad.status == 400 and bad.body["errors"][0].startswith("id: ")
