@@ -140,6 +140,7 @@ async def test_a_get_on_a_connection_closed_as_it_was_reused_is_retried_once(
 @pytest.mark.gen_test
 async def test_a_get_is_retried_only_once(scripted: Any, client: KeepAliveHTTPClient) -> None:
     # The fresh connection of the retry is dropped too: that is the caller's error.
+    server: FakeService  # declared first: the script below reads it
     server, url = scripted(lambda served, method: None if server.connections > 1 else
                            drops_the_second_request(served, method))
     await client.fetch(url + "/users/1")

@@ -30,6 +30,7 @@ async def insert(store: listing_service.ListingStore, user_id: int, created_at: 
         "INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
         " VALUES (?, 'sale', 100, ?, ?)", (user_id, created_at, created_at))
     await cursor.close()
+    assert cursor.lastrowid is not None  # an INSERT always sets it
     return cursor.lastrowid
 
 

@@ -10,6 +10,7 @@ import jsonschema_rs
 import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 from tornado.httpclient import AsyncHTTPClient
+from tornado.routing import PathMatches
 from tornado.web import Application, RequestHandler
 
 import listing_service
@@ -27,16 +28,20 @@ DATA_PATHS = re.compile(r"^/(public-api/)?(listings|users)(/\{id\})?$")
 def app_of(name: str) -> Application:
     """Each app built by its own factory; the routing table needs no running dependency."""
     if name == "listing":
-        return listing_service.make_app(listing_service.ListingStore(None))  # type: ignore[arg-type]
+        store = listing_service.ListingStore(None)  # type: ignore[arg-type]  # routes only, no db
+        return listing_service.make_app(store)
     if name == "user":
-        return user_service.make_app(user_service.UserStore(None))  # type: ignore[arg-type]
-    return public_api.make_app(public_api.Portal(None, None))  # type: ignore[arg-type]
+        users = user_service.UserStore(None)  # type: ignore[arg-type]  # routes only, no db
+        return user_service.make_app(users)
+    portal = public_api.Portal(None, None)  # type: ignore[arg-type]  # routes only, no services
+    return public_api.make_app(portal)
 
 
 def routed_operations(app: Application) -> set[tuple[str, str]]:
     """(path template, method) for every route of `app`; each regex group becomes {}."""
     operations = set()
     for rule in app.wildcard_router.rules:
+        assert isinstance(rule.matcher, PathMatches), rule  # every route is a path pattern
         path = re.sub(r"\([^)]*\)", "{}", rule.matcher.regex.pattern.rstrip("$"))
         handler = rule.target
         for method in HTTP_METHODS:

@@ -28,6 +28,7 @@ async def insert(store: user_service.UserStore, name: str, created_at: int) -> i
         "INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)",
         (name, created_at, created_at))
     await cursor.close()
+    assert cursor.lastrowid is not None  # an INSERT always sets it
     return cursor.lastrowid
 
 
