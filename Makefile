@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test bench bench-instructions clean
+.PHONY: install run lint test bench bench-instructions clean
 
 install: $(INSTALLED)
 
@@ -17,7 +17,13 @@ $(INSTALLED): python-libs.txt
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
-test: install
+# ruff, then mypy, over the whole project (configured in pyproject.toml); `make test` runs it
+# first, so a lint or type error fails the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The services under wrk load; prints a table, writes bench/results/*.json. wrk comes from
@@ -34,4 +40,4 @@ bench-instructions: install
 	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

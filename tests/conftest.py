@@ -37,7 +37,8 @@ def _http_client_configured() -> None:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis"}
+NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache",
+            ".ruff_cache"}
 
 
 def _working_tree() -> dict[str, tuple[int, int]]:

@@ -37,7 +37,7 @@ def test_the_floor_page_stitches_each_listing_s_user_in_place_of_user_id(
     served = orjson.loads(LISTINGS)["listings"]
     users = {user["id"]: user for user in orjson.loads(USERS)["users"]}
     assert len(body["listings"]) == len(served) == 10
-    for listing, source in zip(body["listings"], served):
+    for listing, source in zip(body["listings"], served, strict=True):
         assert_public_listing(listing)
         assert listing["id"] == source["id"]
         assert listing["user"] == users[source["user_id"]]
@@ -55,7 +55,8 @@ def test_the_floor_s_data_processes_answer_a_page_of_listings_and_its_users(
 @pytest.mark.parametrize("line", ["summary: 123456789", "totals: 123456789 42"])
 def test_callgrind_total_reads_the_first_count(tmp_path: Path, line: str) -> None:
     dump = tmp_path / "callgrind.out.1"
-    dump.write_text(f"version: 1\ncreator: callgrind-3.19.0\nevents: Ir\n\nfn=(1) main\n5 10\n{line}\n")
+    dump.write_text("version: 1\ncreator: callgrind-3.19.0\nevents: Ir\n\n"
+                    f"fn=(1) main\n5 10\n{line}\n")
     assert callgrind_total(dump) == 123456789
 
 

@@ -69,10 +69,11 @@ def parse(text: str) -> list[Block]:
     """The page's example blocks, in order: fenced blocks holding `$ ` lines."""
     lines = text.split("\n")
     blocks: list[Block] = []
-    setup, inside, block = "", False, None
+    setup, inside = "", False
+    block = Block(setup)  # replaced at every fence; only lines inside a fence use it
     for index, line in enumerate(lines):
         if line.startswith("```"):
-            if inside and block and block.examples:
+            if inside and block.examples:
                 blocks.append(block)
             if inside:
                 setup = ""  # a marker is for the block right after it only

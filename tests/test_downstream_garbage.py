@@ -19,7 +19,6 @@ from tests.support.apps import Served, make_public, stop_app
 from tests.support.fake import FakeService
 from tests.support.http import call
 
-
 USER = {"id": 1, "name": "Ada", "created_at": 1, "updated_at": 1}
 LISTING = {"id": 9, "user_id": 1, "listing_type": "rent", "price": 5, "created_at": 2,
            "updated_at": 2}
@@ -100,8 +99,9 @@ def test_user_service_garbage_is_a_502(io_loop: IOLoop, fake_users: tuple[FakeSe
 
 
 @pytest.mark.parametrize("garbage", GARBAGE.values(), ids=list(GARBAGE))
-def test_listing_service_garbage_is_a_502(io_loop: IOLoop, fake_listings: tuple[FakeService, Served],
-                                          garbage: tuple[int, Any, str]) -> None:
+def test_listing_service_garbage_is_a_502(
+        io_loop: IOLoop, fake_listings: tuple[FakeService, Served],
+        garbage: tuple[int, Any, str]) -> None:
     fake, public = fake_listings
     fake.answers(*garbage)
     assert_all_502(statuses(io_loop, public, "listing"), "listing")
@@ -164,7 +164,8 @@ def test_any_json_from_the_user_service_is_an_answer_or_a_502_never_a_500(
 @given(listings=st.lists(shaped_like(LISTING), max_size=3) | json_values,
        listing=shaped_like(LISTING) | json_values)
 def test_any_json_from_the_listing_service_is_an_answer_or_a_502_never_a_500(
-        io_loop: IOLoop, fake_listings: tuple[FakeService, Served], listings: Any, listing: Any) -> None:
+        io_loop: IOLoop, fake_listings: tuple[FakeService, Served], listings: Any,
+        listing: Any) -> None:
     fake, public = fake_listings
     fake.answers(200, {"result": True, "listings": listings, "listing": listing})
     for request, (status, body) in statuses(io_loop, public, "listing").items():

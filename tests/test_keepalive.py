@@ -140,6 +140,7 @@ async def test_a_get_on_a_connection_closed_as_it_was_reused_is_retried_once(
 @pytest.mark.gen_test
 async def test_a_get_is_retried_only_once(scripted: Any, client: KeepAliveHTTPClient) -> None:
     # The fresh connection of the retry is dropped too: that is the caller's error.
+    server: FakeService  # declared first: the script below reads it
     server, url = scripted(lambda served, method: None if server.connections > 1 else
                            drops_the_second_request(served, method))
     await client.fetch(url + "/users/1")
@@ -259,7 +260,7 @@ async def test_a_timeout_while_reading_a_body_up_to_close_is_a_timeout(
         scripted: Any, client: KeepAliveHTTPClient) -> None:
     # No Content-Length: the body ends when the connection does, and our timeout closing it
     # must not pass for that end.
-    server, url = scripted(always(b"HTTP/1.1 200 OK\r\n\r\n{\"user\": "))
+    _server, url = scripted(always(b"HTTP/1.1 200 OK\r\n\r\n{\"user\": "))
     with pytest.raises(HTTPTimeoutError):
         await client.fetch(url + "/slow", request_timeout=0.2, raise_error=False)
     assert client.idle_connections(address(url)) == 0
@@ -390,8 +391,8 @@ async def test_a_header_section_over_the_limit_fails(
 
 @pytest.mark.gen_test
 async def test_headers_as_tornado_parses_them(scripted: Any, client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(always(http_answer(b"{}", "x-pad:  two words \t", "Set-Cookie: a=1",
-                                         "set-cookie: b=2")))
+    _server, url = scripted(always(http_answer(b"{}", "x-pad:  two words \t", "Set-Cookie: a=1",
+                                          "set-cookie: b=2")))
     reply = await client.fetch(url + "/users")
     assert reply.headers["X-Pad"] == "two words"
     assert reply.headers.get_list("Set-Cookie") == ["a=1", "b=2"]
@@ -402,7 +403,7 @@ async def test_headers_as_tornado_parses_them(scripted: Any, client: KeepAliveHT
 async def test_a_content_length_over_max_body_size_fails_before_the_body_comes(
         scripted: Any, make_client: MakeClient) -> None:
     # The server sends the head and then nothing: only the header can end the call early.
-    server, url = scripted(always(b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n"))
+    _server, url = scripted(always(b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n"))
     client = make_client(max_body_size=100)
     with pytest.raises(HTTPStreamClosedError, match="Content-Length over max_body_size"):
         await client.fetch(url + "/huge", request_timeout=30, raise_error=False)
@@ -451,7 +452,8 @@ async def test_a_body_ended_by_the_close_is_complete_and_not_reused(
 @pytest.mark.gen_test
 async def test_an_interim_100_continue_is_skipped(scripted: Any,
                                                   client: KeepAliveHTTPClient) -> None:
-    server, url = scripted(always(b"HTTP/1.1 100 Continue\r\n\r\n" + http_answer(status="201 Created")))
+    continue_then_created = b"HTTP/1.1 100 Continue\r\n\r\n" + http_answer(status="201 Created")
+    server, url = scripted(always(continue_then_created))
     for _ in range(2):
         reply = await client.fetch(url + "/users", method="POST", body="name=Ann")
         assert (reply.code, reply.reason, reply.body) == (201, "Created", b'{"user": "Ann"}')

@@ -30,6 +30,7 @@ async def insert(store: listing_service.ListingStore, user_id: int, created_at: 
         "INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
         " VALUES (?, 'sale', 100, ?, ?)", (user_id, created_at, created_at))
     await cursor.close()
+    assert cursor.lastrowid is not None  # an INSERT always sets it
     return cursor.lastrowid
 
 
@@ -121,7 +122,7 @@ async def test_create_rejects_a_json_body(listing_svc):
 @pytest.mark.gen_test
 async def test_create_reads_a_raw_utf8_form_body_and_names_the_bad_field(listing_svc):
     reply = await call("POST", listing_svc.url + "/listings", body="user_id=1&listing_type=rént"
-                       .encode("utf-8") + b"&price=1",
+                       .encode() + b"&price=1",
                        headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert_error(reply, 400, "listing_type:")
 

@@ -26,7 +26,8 @@ async def test_get_answers_the_listing_in_the_contract_shape(listing_svc: Served
 @pytest.mark.gen_test
 async def test_get_unknown_or_malformed_id(listing_svc: Served) -> None:
     missing = await call("GET", f"{listing_svc.url}/listings/999")
-    assert (missing.status, missing.body) == (404, {"result": False, "errors": ["listing 999 does not exist"]})
+    assert (missing.status, missing.body) == (
+        404, {"result": False, "errors": ["listing 999 does not exist"]})
     for bad in ("abc", "0", "-1", "1.5", "99999999999999999999"):
         reply = await call("GET", f"{listing_svc.url}/listings/{bad}")
         assert reply.status == 400, bad
@@ -53,7 +54,8 @@ async def test_patch_changes_the_fields_given_and_bumps_updated_at(listing_svc: 
     assert listing["created_at"] == created["created_at"]
     assert listing["updated_at"] > created["updated_at"]
 
-    both = (await call("PATCH", url, form={"listing_type": "sale", "price": "8000"})).body["listing"]
+    both_fields = await call("PATCH", url, form={"listing_type": "sale", "price": "8000"})
+    both = both_fields.body["listing"]
     assert (both["listing_type"], both["price"]) == ("sale", 8000)
     assert both["updated_at"] > listing["updated_at"]
     assert both["created_at"] == created["created_at"]

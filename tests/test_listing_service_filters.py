@@ -47,7 +47,8 @@ async def test_every_combination_of_filters(listing_svc: Served) -> None:
             filters = {name: FILTER_VALUES[name] for name in names}
             reply = await call("GET", f"{listing_svc.url}/listings?{urlencode(filters)}")
             assert reply.status == 200, (filters, reply.body)
-            assert [row["id"] for row in reply.body["listings"]] == expected(created, **filters), filters
+            ids = [row["id"] for row in reply.body["listings"]]
+            assert ids == expected(created, **filters), filters
 
 
 @pytest.mark.gen_test
@@ -58,8 +59,10 @@ async def test_filters_page_and_bounds_are_inclusive(listing_svc: Served) -> Non
     assert [row["id"] for row in exact.body["listings"]] == expected(
         created, listing_type="rent", min_price=1500, max_price=1500)
     assert len(exact.body["listings"]) == 2
-    page2 = await call("GET", f"{listing_svc.url}/listings?listing_type=rent&page_size=2&page_num=2")
-    assert [row["id"] for row in page2.body["listings"]] == expected(created, listing_type="rent")[2:4]
+    page2 = await call("GET",
+                       f"{listing_svc.url}/listings?listing_type=rent&page_size=2&page_num=2")
+    assert [row["id"] for row in page2.body["listings"]] == expected(
+        created, listing_type="rent")[2:4]
 
 
 BAD_QUERIES = {
@@ -76,10 +79,12 @@ BAD_QUERIES = {
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("query", list(BAD_QUERIES))
-async def test_bad_filters_are_400_naming_them(listing_svc: Served, public: Served, query: str) -> None:
+async def test_bad_filters_are_400_naming_them(listing_svc: Served, public: Served,
+                                               query: str) -> None:
     for url in (f"{listing_svc.url}/listings", f"{public.url}/public-api/listings"):
         reply = await call("GET", f"{url}?{query}")
-        assert (reply.status, reply.body) == (400, {"result": False, "errors": BAD_QUERIES[query]}), url
+        assert (reply.status, reply.body) == (
+            400, {"result": False, "errors": BAD_QUERIES[query]}), url
     # Only the direct call reached the listing service: the public API refused on its own.
     assert len(listing_svc.requests) == 1
 

@@ -22,8 +22,11 @@ class WriteCounter(io.StringIO):
         return super().write(text)
 
 
+Batched = tuple[logging.Logger, WriteCounter]  # the logger and what its handler writes into
+
+
 @pytest.fixture
-def batched() -> Iterator[tuple[logging.Logger, WriteCounter]]:
+def batched() -> Iterator[Batched]:
     out = WriteCounter()
     handler = BatchingHandler(out, delay=0.05)
     handler.setFormatter(logging.Formatter("%(request_id)s %(levelname)s %(message)s"))
@@ -38,7 +41,7 @@ def batched() -> Iterator[tuple[logging.Logger, WriteCounter]]:
 
 
 @pytest.mark.gen_test
-async def test_lines_wait_for_the_delay_and_keep_their_request_ids(batched: tuple[logging.Logger, WriteCounter]) -> None:
+async def test_lines_wait_for_the_delay_and_keep_their_request_ids(batched: Batched) -> None:
     logger, out = batched
     request_id_var.set("r1")
     logger.info("one")
@@ -51,7 +54,7 @@ async def test_lines_wait_for_the_delay_and_keep_their_request_ids(batched: tupl
 
 
 @pytest.mark.gen_test
-async def test_a_full_batch_is_written_at_once_in_one_write(batched: tuple[logging.Logger, WriteCounter]) -> None:
+async def test_a_full_batch_is_written_at_once_in_one_write(batched: Batched) -> None:
     logger, out = batched
     for n in range(64):
         logger.info("line %d", n)
@@ -60,7 +63,7 @@ async def test_a_full_batch_is_written_at_once_in_one_write(batched: tuple[loggi
 
 
 @pytest.mark.gen_test
-async def test_a_warning_writes_the_batch_at_once(batched: tuple[logging.Logger, WriteCounter]) -> None:
+async def test_a_warning_writes_the_batch_at_once(batched: Batched) -> None:
     logger, out = batched
     request_id_var.set("r3")
     logger.info("before")
@@ -68,7 +71,7 @@ async def test_a_warning_writes_the_batch_at_once(batched: tuple[logging.Logger,
     assert out.getvalue() == "r3 INFO before\nr3 WARNING trouble\n"
 
 
-def test_a_line_logged_off_the_event_loop_is_written_at_once(batched: tuple[logging.Logger, WriteCounter]) -> None:
+def test_a_line_logged_off_the_event_loop_is_written_at_once(batched: Batched) -> None:
     logger, out = batched
     thread = threading.Thread(target=logger.info, args=("from a thread",))
     thread.start()
@@ -76,7 +79,7 @@ def test_a_line_logged_off_the_event_loop_is_written_at_once(batched: tuple[logg
     assert out.getvalue() == "- INFO from a thread\n"
 
 
-def test_a_batch_left_on_a_closed_loop_is_written_with_the_next_line(batched: tuple[logging.Logger, WriteCounter]) -> None:
+def test_a_batch_left_on_a_closed_loop_is_written_with_the_next_line(batched: Batched) -> None:
     logger, out = batched
 
     async def log_and_leave() -> None:

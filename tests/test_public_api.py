@@ -14,11 +14,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import listing_service
-import user_service
 from common.validation import MAX_INT64
-from tests.support.checks import (LISTING_KEYS, PUBLIC_LISTING_KEYS, assert_error, assert_listing,
-                    assert_public_listing, assert_user, is_int, listed)
 from tests.support.apps import Served, make_public, stop_app
+from tests.support.checks import (
+    LISTING_KEYS,
+    PUBLIC_LISTING_KEYS,
+    assert_error,
+    assert_listing,
+    assert_public_listing,
+    assert_user,
+    is_int,
+    listed,
+)
 from tests.support.data import create_listing, create_user
 from tests.support.fake import Answer, Request
 from tests.support.http import Reply, call
@@ -58,7 +65,8 @@ async def test_create_user_answers_201_with_only_the_user(public, user_svc):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("name", ["Zoë Ó Briain", "山田 太郎", "Łukasz 🏠", "a+b&c=d%20e", "é" * 200])
+@pytest.mark.parametrize("name", ["Zoë Ó Briain", "山田 太郎", "Łukasz 🏠", "a+b&c=d%20e",
+                                  "é" * 200])
 async def test_create_user_carries_any_unicode_name_through(public, user_svc, name):
     user = await create_user(public, name)
     assert user["name"] == name

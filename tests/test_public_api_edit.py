@@ -15,7 +15,8 @@ from tests.support.fake import Answer
 from tests.support.http import call
 
 
-async def user_and_listing(public: Served, name: str = "Ann", price: int = 6000) -> tuple[dict, dict]:
+async def user_and_listing(public: Served, name: str = "Ann",
+                           price: int = 6000) -> tuple[dict, dict]:
     user = await create_user(public, name)
     return user, await create_listing(public, user["id"], price=price)
 
@@ -29,13 +30,15 @@ async def test_get_listing_stitches_its_user(public: Served) -> None:
     got = reply.body["listing"]
     assert list(got) == PUBLIC_LISTING_KEYS
     assert got["user"] == user
-    assert {k: got[k] for k in PUBLIC_LISTING_KEYS[:-1]} == {k: listing[k] for k in PUBLIC_LISTING_KEYS[:-1]}
+    assert ({k: got[k] for k in PUBLIC_LISTING_KEYS[:-1]}
+            == {k: listing[k] for k in PUBLIC_LISTING_KEYS[:-1]})
     listed = (await call("GET", f"{public.url}/public-api/listings")).body["listings"]
     assert listed == [got]  # the same object as in the list
 
 
 @pytest.mark.gen_test
-async def test_get_listing_of_a_missing_user_has_user_null(listing_svc: Served, public: Served) -> None:
+async def test_get_listing_of_a_missing_user_has_user_null(listing_svc: Served,
+                                                            public: Served) -> None:
     made = await call("POST", f"{listing_svc.url}/listings",
                       form={"user_id": 99, "listing_type": "sale", "price": 5})
     reply = await call("GET", f"{public.url}/public-api/listings/{made.body['listing']['id']}")
@@ -45,9 +48,11 @@ async def test_get_listing_of_a_missing_user_has_user_null(listing_svc: Served, 
 @pytest.mark.gen_test
 async def test_get_unknown_listing_and_user_are_404(public: Served) -> None:
     listing = await call("GET", f"{public.url}/public-api/listings/31")
-    assert (listing.status, listing.body) == (404, {"result": False, "errors": ["listing 31 does not exist"]})
+    assert (listing.status, listing.body) == (
+        404, {"result": False, "errors": ["listing 31 does not exist"]})
     user = await call("GET", f"{public.url}/public-api/users/32")
-    assert (user.status, user.body) == (404, {"result": False, "errors": ["user 32 does not exist"]})
+    assert (user.status, user.body) == (
+        404, {"result": False, "errors": ["user 32 does not exist"]})
     bad = await call("GET", f"{public.url}/public-api/users/zero")
     assert bad.status == 400 and bad.body["errors"][0].startswith("id: ")
 
@@ -61,7 +66,8 @@ async def test_patch_listing(public: Served) -> None:
     assert list(reply.body) == ["listing"]
     changed = reply.body["listing"]
     assert list(changed) == LISTING_KEYS
-    assert (changed["listing_type"], changed["price"], changed["user_id"]) == ("sale", 7500, user["id"])
+    assert (changed["listing_type"], changed["price"], changed["user_id"]) == (
+        "sale", 7500, user["id"])
     assert changed["created_at"] == listing["created_at"]
     assert changed["updated_at"] > listing["updated_at"]
     got = (await call("GET", url)).body["listing"]
@@ -95,7 +101,8 @@ async def test_patch_listing_is_validated_here_as_json(listing_svc: Served, publ
 @pytest.mark.gen_test
 async def test_patch_unknown_listing_passes_the_404_on(public: Served) -> None:
     reply = await call("PATCH", f"{public.url}/public-api/listings/404", json_body={"price": 1})
-    assert (reply.status, reply.body) == (404, {"result": False, "errors": ["listing 404 does not exist"]})
+    assert (reply.status, reply.body) == (
+        404, {"result": False, "errors": ["listing 404 does not exist"]})
 
 
 @pytest.mark.gen_test

@@ -42,6 +42,12 @@ def wait_until_refusing(url: str, timeout: float = 10) -> None:
     raise AssertionError(f"{url} still accepts connections")
 
 
+def send(service: Service, sig: int) -> None:
+    """A signal to the running service; the test then watches what it does."""
+    assert service.process is not None
+    service.process.send(sig)
+
+
 def exit_code(service: Service, timeout: float = 15) -> int:
     assert service.process is not None
     return service.process.popen.wait(timeout)
@@ -61,7 +67,7 @@ def test_a_data_service_finishes_the_request_in_flight_closes_its_database_and_e
     body = urlencode({"name": "Late Arrival"}).encode()
     held = hold(user_service.url, "/users", body, FORM)
     assert (tmp_path / "users.db-wal").exists()  # WAL mode: the file lives while the db is open
-    user_service.process.send(sig)
+    send(user_service, sig)
     wait_until_refusing(user_service.url)  # stopped accepting ...
     held.send(body)  # ... yet the request in flight is served
     answer = held.read_answer()
@@ -81,7 +87,7 @@ def test_a_request_past_the_grace_period_is_cut_off_and_the_service_still_exits_
                             f"--db_path={tmp_path / 'listings.db'}", "--shutdown_grace=0.5")
     try:
         held = hold(service.url, "/listings", b"user_id=1", FORM)  # its body never comes
-        service.process.send(signal.SIGTERM)
+        send(service, signal.SIGTERM)
         assert exit_code(service) == 0
         assert held.closed_by_server()
         assert "grace period over: 1 request(s) cut off" in service.output()
@@ -92,7 +98,7 @@ def test_a_request_past_the_grace_period_is_cut_off_and_the_service_still_exits_
 def test_a_client_that_gives_up_mid_body_is_not_waited_for(user_service: Service) -> None:
     hold(user_service.url, "/users", b"name=Gone", FORM).close()
     assert http("GET", user_service.url + "/ping")[0] == 200  # the close has been seen
-    user_service.process.send(signal.SIGTERM)
+    send(user_service, signal.SIGTERM)
     assert exit_code(user_service, timeout=5) == 0  # not the 10 s grace
     assert "shutting down: no new connections, 0 request(s) in flight" in user_service.output()
 
@@ -112,7 +118,7 @@ def test_the_public_api_finishes_a_request_waiting_on_a_frozen_service_then_exit
     stack.user.freeze()
     try:
         held.send(body)  # the public API now waits on the frozen user service
-        stack.public.process.send(signal.SIGTERM)
+        send(stack.public, signal.SIGTERM)
         wait_until_refusing(stack.public.url)
     finally:
         stack.user.thaw()

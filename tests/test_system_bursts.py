@@ -68,6 +68,7 @@ def test_posts_sent_just_before_the_services_idle_deadline_are_never_lost(
             time.sleep(wait)
             statuses += burst(60, lambda _: http("POST", stack.public.url + "/public-api/users",
                                                  {"name": "Late"})[0])
-        assert statuses == Counter({201: 120 * len(waits)}), (statuses, stack.public.output()[-2000:])
+        assert statuses == Counter({201: 120 * len(waits)}), (
+            statuses, stack.public.output()[-2000:])
     finally:
         stack.stop()

@@ -45,4 +45,4 @@ def assert_all_there(stack: Stack, users: list[dict], listings: list[dict]) -> N
     status, body = http("GET", stack.public.url + "/public-api/listings?page_size=100")
     assert status == 200
     owners = {listing["id"]: listing["user"] for listing in body["listings"]}
-    assert owners == {listing["id"]: user for listing, user in zip(listings, users)}
+    assert owners == {listing["id"]: user for listing, user in zip(listings, users, strict=True)}

@@ -56,7 +56,9 @@ def test_the_procfile_entries_run_alone_as_a_supervisor_would_run_them(tmp_path:
     # What `make bench` starts: each Procfile command in its own process, output to a file.
     trio = start_trio(tmp_path, honcho=False)
     try:
-        assert [p.popen.args[:2] for p in trio.processes] == [["/bin/sh", "-c"]] * 3
+        commands = [p.popen.args for p in trio.processes]
+        assert len(commands) == 3 and all(
+            isinstance(args, list) and args[:2] == ["/bin/sh", "-c"] for args in commands), commands
         status, created = http("POST", trio.public_url + "/public-api/users", {"name": "Ann"})
         assert status == 201, created
         assert http("GET", f"{trio.user_url}/users/{created['user']['id']}") == (
@@ -66,4 +68,5 @@ def test_the_procfile_entries_run_alone_as_a_supervisor_would_run_them(tmp_path:
     log = trio.output()
     assert code == 0, log  # each service's own exit code: no honcho in between
     assert log.count("common.server: stopped") == 3, log
-    assert re.search(r"INFO\s+public \[\w+\] tornado\.access: POST /public-api/users 201 ", log), log
+    assert re.search(r"INFO\s+public \[\w+\] tornado\.access: POST /public-api/users 201 ",
+                     log), log

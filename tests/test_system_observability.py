@@ -90,8 +90,8 @@ def test_without_a_tame_request_id_the_public_api_makes_one_and_passes_it_on(
 def test_a_downstream_failure_is_logged_with_the_request_id(text_stack: Stack) -> None:
     text_stack.user.stop(signal.SIGKILL)
     try:
-        status, body, answered = post(text_stack.public.url + "/public-api/users",
-                                      {"name": "Lost"}, "failing-call-1")
+        status, _body, answered = post(text_stack.public.url + "/public-api/users",
+                                       {"name": "Lost"}, "failing-call-1")
     finally:
         text_stack.user.start()
     assert (status, answered) == (503, "failing-call-1")

@@ -28,6 +28,7 @@ async def insert(store: user_service.UserStore, name: str, created_at: int) -> i
         "INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)",
         (name, created_at, created_at))
     await cursor.close()
+    assert cursor.lastrowid is not None  # an INSERT always sets it
     return cursor.lastrowid
 
 
@@ -327,6 +328,7 @@ async def test_patch_validates_the_name(user_svc: Served) -> None:
 @pytest.mark.gen_test
 async def test_patch_unknown_or_malformed_id(user_svc: Served) -> None:
     missing = await call("PATCH", f"{user_svc.url}/users/77", form={"name": "Bo"})
-    assert (missing.status, missing.body) == (404, {"result": False, "errors": ["user 77 does not exist"]})
+    assert (missing.status, missing.body) == (
+        404, {"result": False, "errors": ["user 77 does not exist"]})
     bad = await call("PATCH", f"{user_svc.url}/users/seven", form={"name": "Bo"})
     assert bad.status == 400 and bad.body["errors"][0].startswith("id: ")

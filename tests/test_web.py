@@ -111,7 +111,7 @@ async def test_not_ready_names_the_service_that_is_down(public_without_users):
 def test_answers_are_compact_utf8_with_64_bit_integers() -> None:
     body = {"name": "Zoë 東京", "price": MAX_INT64, "user": None, "result": True}
     assert dumps(body) == ('{"name":"Zoë 東京","price":9223372036854775807,"user":null,'
-                           '"result":true}').encode("utf-8")
+                           '"result":true}').encode()
 
 
 def test_a_lone_surrogate_is_escaped_not_a_failure() -> None:

@@ -19,9 +19,9 @@ import inspect
 import json
 import re
 import socket
-from http.client import responses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http.client import responses
 from typing import Any
 
 from tornado.httputil import HTTPHeaders
@@ -100,7 +100,7 @@ class Request:
     peer_port: int  # the client's port: the same port twice means a reused connection
 
 
-Script = Callable[[Request], "Answer | bytes | None | Awaitable[Answer | bytes | None]"]
+Script = Callable[[Request], "Answer | bytes | Awaitable[Answer | bytes | None] | None"]
 
 CONNECTS = ("accepted", "never_accepted", "never_completed", "refused")
 
@@ -158,7 +158,7 @@ class FakeService:
     def start(self, io_loop: IOLoop) -> FakeService:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        self.url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         if self.connects == "refused":
             sock.close()
             return self
@@ -214,7 +214,7 @@ class FakeService:
                 headers = HTTPHeaders.parse(rest)
                 length = re.fullmatch(r" *(\d+) *", headers.get("Content-Length", ""))
                 body = await stream.read_bytes(int(length[1])) if length else b""
-                method, path = (first.split(" ") + [""])[:2]
+                method, path = [*first.split(" "), ""][:2]
                 request = Request(method, path, headers, body, head + body, number, served,
                                   address[1])
                 self.requests.append(request)
@@ -228,7 +228,7 @@ class FakeService:
                     await stream.write(answer.encode())
                 if answer.close:
                     break
-        except (StreamClosedError, asyncio.TimeoutError):
+        except (TimeoutError, StreamClosedError):
             pass
         finally:
             stream.close()
