@@ -87,7 +87,7 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
     IOLoop (the arguments count only on first construction), unless `force_instance=True`.
     """
 
-    def initialize(  # type: ignore[override]
+    def initialize(  # type: ignore[override]  # takes our pool options, as SimpleAsyncHTTPClient does
             self, max_clients: int = 100, max_body_size: int = 100 * 1024 * 1024,
             max_header_size: int = 65536, max_idle_per_host: int = 64,
             idle_timeout: float = 30.0, max_per_host: int | None = None,
@@ -106,7 +106,7 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
         self.max_header_size = max_header_size
         self.max_idle_per_host = max_idle_per_host
         self.idle_timeout = idle_timeout
-        self._loop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]
+        self._loop = self.io_loop.asyncio_loop  # type: ignore[attr-defined]  # AsyncIOLoop has it; IOLoop is typed
         self._slots = _Slots(max_clients)
         self._host_slots: dict[Address, _Slots] = {}
         self._tcp = TCPClient()

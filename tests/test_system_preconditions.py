@@ -11,7 +11,6 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -114,7 +113,7 @@ def test_concurrent_edits_from_one_copy_let_exactly_one_through(stack: Stack) ->
 
 
 def test_the_tag_of_a_public_listing_changes_when_its_owner_is_renamed(stack: Stack) -> None:
-    listing_id, url = new_listing(stack)
+    _, url = new_listing(stack)
     first = send("GET", url)
     assert http_raw("GET", url, headers={"If-None-Match": first.headers["ETag"]}).status == 304
     owner = first.json()["listing"]["user"]["id"]
