@@ -42,6 +42,56 @@ CREATE INDEX IF NOT EXISTS listings_by_type_newest
 -- range alone. Each index costs every write a little: hence none per combination of filters.
 CREATE INDEX IF NOT EXISTS listings_by_price ON listings (price);
 """
+# Version 1 (issue #16): every price a listing has had. Run once per file by
+# common.db.upgrade, in one transaction with the version number; plain SQL, one statement
+# per entry, so the same steps port to PostgreSQL (whose triggers call a function instead).
+#
+# Why triggers: the service shares ONE autocommit connection between concurrent requests, so
+# a BEGIN ... COMMIT around "update the listing, then insert the point" would take in the
+# statements other requests run meanwhile (and an asyncio.Lock around every write would
+# serialize them for nothing). A trigger runs inside the statement that fired it: the INSERT
+# or UPDATE of the listing and its point commit together or not at all, whoever writes the
+# row (the API, the bench seeder, a hand-run UPDATE), at no extra round trip.
+PRICE_HISTORY = (
+    # The primary key is the index every read uses: one listing's points in time order.
+    # changed_at is the listing's updated_at at the change, which only grows (see update),
+    # so two points of one listing never share it.
+    """CREATE TABLE price_history (
+        listing_id INTEGER NOT NULL,
+        price      INTEGER NOT NULL,
+        changed_at INTEGER NOT NULL,
+        PRIMARY KEY (listing_id, changed_at)
+    )""",
+    # When the price last CHANGED: the newest point after the first, NULL if the price is
+    # still the one the listing had when created (or when this upgrade ran). It serves the
+    # price_changed_since filter from an index holding only the listings that ever moved.
+    "ALTER TABLE listings ADD COLUMN price_changed_at INTEGER",
+    """CREATE INDEX listings_by_price_change ON listings (price_changed_at)
+        WHERE price_changed_at IS NOT NULL""",
+    """CREATE TRIGGER price_history_on_create AFTER INSERT ON listings
+    BEGIN
+        INSERT INTO price_history (listing_id, price, changed_at)
+        VALUES (new.id, new.price, new.updated_at);
+    END""",
+    # UPDATE OF price: only statements that set the price; WHEN: only if it really moved, so
+    # a PATCH that leaves the price as it was records nothing.
+    """CREATE TRIGGER price_history_on_change AFTER UPDATE OF price ON listings
+    WHEN old.price <> new.price
+    BEGIN
+        INSERT INTO price_history (listing_id, price, changed_at)
+        VALUES (new.id, new.price, new.updated_at);
+        UPDATE listings SET price_changed_at = new.updated_at WHERE id = new.id;
+    END""",
+    # In the DELETE's own statement; no foreign key, whose cascade SQLite applies only on
+    # connections that turned foreign_keys on (PostgreSQL: REFERENCES ... ON DELETE CASCADE).
+    """CREATE TRIGGER price_history_on_delete AFTER DELETE ON listings
+    BEGIN
+        DELETE FROM price_history WHERE listing_id = old.id;
+    END""",
+    # Listings made before this version: one point, their current price at their updated_at.
+    """INSERT INTO price_history (listing_id, price, changed_at)
+        SELECT id, price, updated_at FROM listings""",
+)
 COLUMNS = "id, user_id, listing_type, price, created_at, updated_at"
 ROW_JSON = json_object_sql(COLUMNS)
 # How each list filter becomes a condition; the keys are those of validation.LISTING_FILTERS.
@@ -50,6 +100,10 @@ FILTER_CONDITIONS = {
     "listing_type": "listing_type = ?",
     "min_price": "price >= ?",
     "max_price": "price <= ?",
+    # Changed AFTER the time given. The upper bound is always true: it tells SQLite, which has
+    # no statistics, that this is a narrow range ("listings that moved lately" are few), so
+    # it reads listings_by_price_change instead of walking the whole list for them.
+    "price_changed_since": "price_changed_at > ? AND price_changed_at <= 9223372036854775807",
 }
 EDITABLE_COLUMNS = ("listing_type", "price")
 
@@ -60,6 +114,7 @@ class ListingStore(SqliteStore):
 
     SCHEMA = SCHEMA
     TABLE = "listings"
+    UPGRADES = (PRICE_HISTORY,)
 
     async def create(self, user_id: int, listing_type: str, price: int) -> dict[str, Any]:
         stamp = now_us()
@@ -111,6 +166,34 @@ class ListingStore(SqliteStore):
         if not rows:
             raise await self.unwritten("listing", listing_id)
 
+    async def prices(self, listing_id: int, since: int = 0, until: int = v.MAX_INT64,
+                     include_prior: bool = False) -> list[dict[str, int]]:
+        """The listing's price points with since <= changed_at <= until, oldest first; with
+        `include_prior`, first the point in force at `since` if it is older than `since`."""
+        rows = await self.fetch_all(*self.prices_query(listing_id, since, until, include_prior))
+        if not rows:
+            raise NotFound("listing", listing_id)
+        return [{"price": price, "changed_at": changed_at}
+                for price, changed_at in rows if changed_at is not None]
+
+    @staticmethod
+    def prices_query(listing_id: int, since: int, until: int,
+                     include_prior: bool) -> tuple[str, list[Any]]:
+        """One statement: no row for an unknown listing, one row of NULLs for a listing with
+        no point in the window (a window before its creation), else the points."""
+        start = "?"
+        parameters: list[Any] = [until]
+        if include_prior:
+            # The newest point at or before `since` starts the answer; none: `since` does.
+            start = ("coalesce((SELECT max(changed_at) FROM price_history"
+                     " WHERE listing_id = ? AND changed_at <= ?), ?)")
+            parameters += [listing_id, since]
+        parameters += [since, listing_id]
+        return ("SELECT h.price, h.changed_at FROM listings l"
+                " LEFT JOIN price_history h ON h.listing_id = l.id"
+                f" AND h.changed_at <= ? AND h.changed_at >= {start}"
+                " WHERE l.id = ? ORDER BY h.changed_at", parameters)
+
     async def page(self, page: v.Page, **filters: Any) -> list[str]:
         """One page, newest first, of the listings matching every filter given (JSON texts)."""
         rows = await self.fetch_all(*self.page_query(page, **filters))
@@ -148,6 +231,16 @@ class ListingsHandler(JsonHandler):
         self.send_json({"result": True, "listing": listing}, status=201)
 
 
+class PricesHandler(JsonHandler):
+    def initialize(self, store: ListingStore) -> None:
+        self.store = store
+
+    async def get(self, raw_id: str) -> None:
+        listing_id = v.parse_id(raw_id)
+        window = v.parse_price_window(self.query_fields(), v.PRICES_RULES)
+        self.send_json({"result": True, "prices": await self.store.prices(listing_id, **window)})
+
+
 class ListingHandler(JsonHandler):
     def initialize(self, store: ListingStore) -> None:
         self.store = store
@@ -176,6 +269,7 @@ def make_app(store: ListingStore, **settings: Any) -> Application:
         (r"/listings", ListingsHandler, deps),
         (r"/listings/ping", PingHandler),  # before the id route, which would take "ping"
         (r"/listings/([^/]+)", ListingHandler, deps),
+        (r"/listings/([^/]+)/prices", PricesHandler, deps),
         (r"/ping", PingHandler),
         (r"/ready", ReadyHandler, {"check": store.check}),
         openapi_route("/openapi.json", "listing"),

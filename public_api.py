@@ -14,6 +14,7 @@ from typing import Any, TypeGuard
 
 from tornado.web import Application
 
+from common import prices
 from common import validation as v
 from common.downstream import ServiceClient, http_client
 from common.errors import ApiError
@@ -54,6 +55,27 @@ class Portal:
         owner_ids = _owner_ids([listing])
         user = await self.user_or_none(owner_ids[0]) if owner_ids else None
         return _public_listing(listing, {user["id"]: user} if user else {})
+
+    async def price_history(self, listing_id: int, since: int | None = None,
+                            until: int | None = None) -> dict[str, Any]:
+        """The listing's price points from `since` to `until` and the trend over them, from
+        ONE call: the listing service adds the point in force at `since` (include_prior).
+
+        `since` and `until` are echoed as given, null when not: no bound (the whole history
+        before `until`; up to now, so that `last` is the current price).
+        """
+        query: dict[str, Any] = {}
+        if since is not None:
+            query.update(since=since, include_prior="true")
+        if until is not None:
+            query["until"] = until
+        points = [_price_point(point) for point in _shape(await self.listings.get(
+            f"/listings/{listing_id}/prices", query, key="prices"), list, "prices")]
+        prior = None
+        if since is not None and points and points[0]["changed_at"] < since:
+            prior = points.pop(0)
+        return {"listing_id": listing_id, "since": since, "until": until, "prices": points,
+                "trend": prices.trend(prior, points)}
 
     async def update_listing(self, listing_id: int, if_match: v.IfMatch | None = None,
                              **changes: Any) -> dict:
@@ -148,6 +170,14 @@ def _version(record: Any, what: str) -> int:
     return version
 
 
+def _price_point(value: Any) -> dict[str, int]:
+    """A price point from the listing service, checked enough to compute a trend on."""
+    point = _shape(value, dict, "prices")
+    if not (_is_id(point.get("price")) and _is_id(point.get("changed_at"))):
+        raise ApiError(502, ["a downstream service answered a malformed 'prices'"])
+    return {"price": point["price"], "changed_at": point["changed_at"]}
+
+
 def _public_listing(listing: dict, users: dict[int, dict]) -> dict:
     """The challenge's public shape: the user object in place of user_id."""
     try:
@@ -209,6 +239,18 @@ class ListingHandler(JsonHandler):
         self.no_content()
 
 
+class PriceHistoryHandler(JsonHandler):
+    """Open to everyone, as the listings are."""
+
+    def initialize(self, portal: Portal) -> None:
+        self.portal = portal
+
+    async def get(self, raw_id: str) -> None:
+        listing_id = v.parse_id(raw_id)
+        window = v.parse_price_window(self.query_fields())
+        self.send_json(await self.portal.price_history(listing_id, **window))
+
+
 class UsersHandler(JsonHandler):
     def initialize(self, portal: Portal) -> None:
         self.portal = portal
@@ -239,6 +281,7 @@ def make_app(portal: Portal, **settings: Any) -> Application:
     return json_application([
         (r"/public-api/listings", ListingsHandler, deps),
         (r"/public-api/listings/([^/]+)", ListingHandler, deps),
+        (r"/public-api/listings/([^/]+)/price-history", PriceHistoryHandler, deps),
         (r"/public-api/users", UsersHandler, deps),
         (r"/public-api/users/([^/]+)", UserHandler, deps),
         (r"/ping", PingHandler),

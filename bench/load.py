@@ -28,13 +28,15 @@ class Load:
     url: str
     seconds: float
     connections: int = 16
-    mode: str = ""  # "", "user" or "post"
+    mode: str = ""  # "", "user", "post" or "patch"
     users: int = 1000
+    listings: int = 10_000  # the ids a "patch" picks from
 
 
 def run_wrk(load: Load) -> dict[str, Any]:
     """Run wrk (one thread: the services need the cores more) and return its summary."""
-    env = {**os.environ, "BENCH_MODE": load.mode, "BENCH_USERS": str(load.users)}
+    env = {**os.environ, "BENCH_MODE": load.mode, "BENCH_USERS": str(load.users),
+           "BENCH_LISTINGS": str(load.listings)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         ["wrk", "-t1", f"-c{load.connections}", f"-d{load.seconds:g}s", "--timeout", "5s",

@@ -58,6 +58,9 @@ SCENARIOS = [
     Scenario("listing_direct", "GET /listings (listing service)", "listing", "/listings"),
     Scenario("public_post", "POST /public-api/listings", "public", "/public-api/listings",
              "post"),
+    # A price change: the listing's UPDATE and, by trigger, its price point (#16).
+    Scenario("public_patch", "PATCH /public-api/listings/<random> (price)", "public",
+             "/public-api/listings", "patch"),
     Scenario("hello_again", "hello-world again (drift check)", "hello", "/"),
     Scenario("public_p10_honcho", "the page size 10 again, under honcho", "public",
              "/public-api/listings?page_size=10", honcho=True),
@@ -83,7 +86,7 @@ class Bench:
 
     def load(self, scenario: Scenario, seconds: float) -> Load:
         return Load(self.urls[scenario.target] + scenario.path, seconds,
-                    self.args.connections, scenario.mode, self.args.users)
+                    self.args.connections, scenario.mode, self.args.users, self.args.listings)
 
     def run(self, scenario: Scenario) -> dict[str, Any]:
         print(f"  {scenario.name:<15} warm-up {self.args.warmup:g}s, "

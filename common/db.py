@@ -7,6 +7,9 @@
   database is never corrupted. Readers never block the writer.
 - A busy timeout, so a second process on the same file (a backup, the bench seeder) waits
   rather than failing with "database is locked".
+- Upgrades: a store's `SCHEMA` is idempotent (CREATE ... IF NOT EXISTS) and describes the
+  first version of its file; each later change is an entry of its `UPGRADES`, run once per
+  file (see `upgrade`), so a file made by older code is brought up to date when opened.
 """
 from __future__ import annotations
 
@@ -36,13 +39,21 @@ class SqliteStore:
 
     SCHEMA: ClassVar[str]
     TABLE: ClassVar[str]
+    # Step n (from 1) takes the file from version n - 1 to n: its statements, in order.
+    UPGRADES: ClassVar[Sequence[Sequence[str]]] = ()
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
 
     @classmethod
     async def open(cls: type[StoreT], path: str) -> StoreT:
-        return cls(await open_database(path, cls.SCHEMA))
+        db = await open_database(path, cls.SCHEMA)
+        try:
+            await upgrade(db, cls.UPGRADES)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
 
     async def close(self) -> None:
         await self.db.close()
@@ -87,6 +98,34 @@ async def open_database(path: str, schema: str) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
+
+
+async def version(db: aiosqlite.Connection) -> int:
+    """The file's schema version: the number of `UPGRADES` steps it has had."""
+    rows = await db.execute_fetchall("PRAGMA user_version")
+    return int(next(iter(rows))[0])
+
+
+async def upgrade(db: aiosqlite.Connection, steps: Sequence[Sequence[str]]) -> None:
+    """Run each step of `steps` the file has not had yet, exactly once.
+
+    A step and the new version number (SQLite's `PRAGMA user_version`, kept in the file's
+    header) are committed in one transaction: a crash leaves the file before or after the
+    step, never half-way, and a step is never run twice. BEGIN IMMEDIATE takes the write
+    lock before the version is read, so two processes opening one file at once cannot both
+    run a step. Only at open, before the connection is shared by requests.
+    """
+    for number, statements in enumerate(steps, start=1):
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if await version(db) < number:
+                for statement in statements:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
 
 
 def json_object_sql(columns: str, table: str = "") -> str:

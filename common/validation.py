@@ -66,6 +66,13 @@ def listing_type(value: Any) -> str:
     return value
 
 
+def flag(value: Any) -> bool:
+    """A yes/no query parameter, spelled as JSON spells it."""
+    if value not in ("true", "false"):
+        raise FieldError("must be true or false")
+    return value == "true"
+
+
 def name(value: Any) -> str:
     if not isinstance(value, str):
         raise FieldError("must be a string")
@@ -214,6 +221,9 @@ LISTING_FILTERS: dict[str, Rule] = {
     "listing_type": listing_type,
     "min_price": integer(0),
     "max_price": integer(0),
+    # Microseconds: only listings whose price a PATCH changed after this time. The price a
+    # listing was created with is not a change: only its points after the first count.
+    "price_changed_since": integer(0),
 }
 
 
@@ -223,3 +233,19 @@ def parse_listing_query(query: Mapping[str, str]) -> tuple[Page, dict[str, Any]]
     if filters.get("min_price", 0) > filters.get("max_price", MAX_INT64):
         raise ApiError(400, ["min_price: must not be above max_price"])
     return page, filters
+
+
+# A window of a listing's price history, in microseconds; both ends optional and inclusive.
+PRICE_WINDOW_RULES: dict[str, Rule] = {"since": integer(0), "until": integer(0)}
+# The listing service's history read also takes include_prior (what the public trend needs).
+PRICES_RULES: dict[str, Rule] = {**PRICE_WINDOW_RULES, "include_prior": flag}
+
+
+def parse_price_window(query: Mapping[str, str],
+                       rules: Mapping[str, Rule] = PRICE_WINDOW_RULES) -> dict[str, Any]:
+    """The given ones of `rules` (unknown parameters ignored, as for lists); 400 naming both
+    if `since` is after `until`."""
+    window = parse_fields(query, {}, rules, reject_unknown=False)
+    if window.get("since", 0) > window.get("until", MAX_INT64):
+        raise ApiError(400, ["since: must not be after until"])
+    return window
