@@ -1,7 +1,9 @@
 -- wrk script for every bench scenario; BENCH_MODE picks the request:
 --   (unset)  the URL as given, the same request every time (wrk builds it once);
 --   user     GET <path>&user_id=<random user>, BENCH_USERS users;
---   post     POST <path> with a JSON listing for a random user, BENCH_USERS users.
+--   post     POST <path> with a JSON listing for a random user, BENCH_USERS users;
+--   login    POST <path> with the JSON body BENCH_BODY (a user id and its password);
+--   patch    PATCH <path> with a random price and `Authorization: Bearer BENCH_TOKEN`.
 -- done() prints one line "BENCH_JSON {...}": counts, errors, latency percentiles.
 -- Error responses are wrk's own count of statuses >= 400 (our services never answer 1xx/3xx):
 -- a Lua response() hook would count them too, but costs wrk ~6% on the hello-world ceiling.
@@ -22,6 +24,18 @@ elseif mode == "post" then
       local body = string.format('{"user_id":%d,"listing_type":"%s","price":%d}',
          math.random(users), kinds[math.random(2)], math.random(1000, 2000000))
       return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, body)
+   end
+elseif mode == "login" then
+   local body = os.getenv("BENCH_BODY")
+   request = function()
+      return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, body)
+   end
+elseif mode == "patch" then
+   local headers = {["Content-Type"] = "application/json",
+                    ["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")}
+   request = function()
+      local body = string.format('{"price":%d}', math.random(1000, 2000000))
+      return wrk.format("PATCH", wrk.path, headers, body)
    end
 end
 
