@@ -4,12 +4,20 @@
 
 It calls the listing and user services over HTTP, concurrently where it can, and stitches
 each listing's user into it: one page of listings costs one call to each service.
+
+Accounts (issue #13): it issues bearer tokens (`POST /public-api/tokens`, once the user
+service has checked the password) and checks them itself, with no call to another service.
+The ownership rules live here, not in the internal services: reads are open; changing or
+deleting a listing takes its owner's token, changing a user takes that user's token; a
+listing is created without a token unless --require_auth=true, but never with another
+user's token. docs/accounts.md tells the whole story.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from tornado.web import Application
@@ -20,6 +28,7 @@ from common.downstream import ServiceClient, http_client
 from common.errors import ApiError
 from common.openapi import docs_routes, openapi_route
 from common.server import app_settings, parse, run, serve, service_options
+from common.tokens import DEFAULT_TTL, REALM, Tokens, random_secret
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
 log = logging.getLogger(__name__)
@@ -90,10 +99,37 @@ class Portal:
     async def user(self, user_id: int) -> dict:
         return await self.users.get(f"/users/{user_id}", key="user")
 
-    async def update_user(self, user_id: int, name: str,
+    async def update_user(self, user_id: int, name: str | None = None,
+                          password: str | None = None,
                           if_match: v.IfMatch | None = None) -> dict:
-        return await self.users.patch_form(f"/users/{user_id}", {"name": name}, key="user",
-                                           if_match=if_match)
+        """Rename a user and/or set their password (the caller checked who may). With
+        `if_match`, the first write is conditional (412 and nothing written if the user
+        changed); the second then follows it."""
+        user: dict = {}
+        if password is not None:
+            user = await self.users.post_form(f"/users/{user_id}/password",
+                                              {"password": password}, key="user",
+                                              if_match=if_match)
+            if_match = None
+        if name is not None:
+            user = await self.users.patch_form(f"/users/{user_id}", {"name": name}, key="user",
+                                               if_match=if_match)
+        return user
+
+    async def login(self, user_id: int, password: str) -> dict:
+        """The user service's verdict: {"ok": bool, "retry_after": seconds or None}."""
+        login = await self.users.post_form(
+            "/logins", {"user_id": user_id, "password": password}, key="login")
+        login = _shape(login, dict, "login")
+        retry = login.get("retry_after")
+        if not isinstance(login.get("ok"), bool) or not (retry is None or _is_id(retry)):
+            raise ApiError(502, ["a downstream service answered a malformed 'login'"])
+        return login
+
+    async def listing_owner(self, listing_id: int) -> Any:
+        """The user_id of a listing as the listing service stores it (404 if none)."""
+        return _shape(await self.listings.get(f"/listings/{listing_id}", key="listing"),
+                      dict, "listing").get("user_id")
 
     async def users_by_id(self, ids: list[int]) -> dict[int, dict]:
         """The users among `ids` that exist, fetched in one request."""
@@ -110,8 +146,9 @@ class Portal:
                 return None
             raise
 
-    async def create_user(self, name: str) -> dict:
-        return _user(await self.users.post_form("/users", {"name": name}, key="user"))
+    async def create_user(self, name: str, password: str | None = None) -> dict:
+        fields = {"name": name} if password is None else {"name": name, "password": password}
+        return _user(await self.users.post_form("/users", fields, key="user"))
 
     async def create_listing(self, user_id: int, listing_type: str, price: int) -> dict:
         """Create a listing for an existing user; 400 naming user_id if there is none."""
@@ -194,6 +231,11 @@ def _public_listing(listing: dict, users: dict[int, dict]) -> dict:
 
 
 CREATE_USER_RULES = {"name": v.name}
+PASSWORD_RULES = {"password": v.password}
+EDIT_USER_RULES = {**CREATE_USER_RULES, **PASSWORD_RULES}
+LOGIN_RULES = {"user_id": v.json_integer(1), "password": v.password}
+# One answer for an unknown user, a user without a password and a wrong password.
+LOGIN_FAILED = "user_id, password: no user has this id and password"
 CREATE_LISTING_RULES = {
     "user_id": v.json_integer(1),
     "listing_type": v.listing_type,
@@ -203,9 +245,31 @@ CREATE_LISTING_RULES = {
 EDIT_LISTING_RULES = {name: CREATE_LISTING_RULES[name] for name in ("listing_type", "price")}
 
 
-class ListingsHandler(JsonHandler):
-    def initialize(self, portal: Portal) -> None:
+@dataclass(frozen=True)
+class Auth:
+    """How the public API authenticates: its tokens, and whether every write needs one."""
+
+    tokens: Tokens = field(default_factory=Tokens)
+    require_auth: bool = False
+
+
+class PublicHandler(JsonHandler):
+    """A public endpoint: the portal behind it and the caller's token, if any."""
+
+    def initialize(self, portal: Portal, auth: Auth) -> None:
         self.portal = portal
+        self.auth = auth
+
+    def caller(self) -> int | None:
+        """The token's user; None without an Authorization header; 401 for a bad token."""
+        return self.auth.tokens.user_of(self.request.headers.get("Authorization"))
+
+    def required_caller(self) -> int:
+        """The token's user; 401 without a valid one."""
+        return self.auth.tokens.required(self.request.headers.get("Authorization"))
+
+
+class ListingsHandler(PublicHandler):
 
     async def get(self) -> None:
         page, filters = v.parse_listing_query(self.query_fields())
@@ -213,14 +277,17 @@ class ListingsHandler(JsonHandler):
         self.send_json({"result": True, "listings": listings})
 
     async def post(self) -> None:
+        # Without a token it works as the challenge text shows, unless --require_auth=true;
+        # with one, only for the token's own user.
+        caller = self.required_caller() if self.auth.require_auth else self.caller()
         fields = v.parse_fields(self.json_object(), CREATE_LISTING_RULES)
+        if caller is not None and fields["user_id"] != caller:
+            raise ApiError(403, [f"user_id: the token is user {caller}'s, who may create"
+                                 f" listings only as user_id {caller}"])
         self.send_json({"listing": await self.portal.create_listing(**fields)}, status=201)
 
 
-class ListingHandler(JsonHandler):
-    def initialize(self, portal: Portal) -> None:
-        self.portal = portal
-
+class ListingHandler(PublicHandler):
     async def get(self, raw_id: str) -> None:
         listing = await self.portal.listing(v.parse_id(raw_id))
         # The listing's version, then its owner's: a renamed owner changes the answer too.
@@ -229,21 +296,37 @@ class ListingHandler(JsonHandler):
                        etag=v.entity_tag(_version(listing, "listing"), owner_version))
 
     async def patch(self, raw_id: str) -> None:
+        caller = self.required_caller()  # 401 before anything else, a 404 included
         listing_id = v.parse_id(raw_id)
         changes = v.parse_changes(self.json_object(), EDIT_LISTING_RULES)
+        await self.check_owner(listing_id, caller)
         listing = await self.portal.update_listing(listing_id, self.if_match(), **changes)
         self.send_json({"listing": listing}, etag=v.entity_tag(_version(listing, "listing")))
 
     async def delete(self, raw_id: str) -> None:
-        await self.portal.delete_listing(v.parse_id(raw_id), self.if_match())
+        caller = self.required_caller()
+        listing_id = v.parse_id(raw_id)
+        await self.check_owner(listing_id, caller)
+        await self.portal.delete_listing(listing_id, self.if_match())
         self.no_content()
 
+    async def check_owner(self, listing_id: int, caller: int) -> None:
+        """403 unless `caller` owns the listing (404 if there is none).
 
-class PriceHistoryHandler(JsonHandler):
+        Checking, then writing in another request, is not a race: a listing's owner never
+        changes (no route edits user_id: EDIT_LISTING_RULES here, EDIT_RULES in the listing
+        service), so the owner read here is still the owner when the write lands. A delete in
+        between makes the write a 404, which is what the caller then gets.
+        """
+        owner = await self.portal.listing_owner(listing_id)
+        if owner != caller:
+            # Also the answer for a listing of a user without a password: no token is theirs.
+            raise ApiError(403, [f"Authorization: listing {listing_id} is not user {caller}'s;"
+                                 " only its owner may change or delete it"])
+
+
+class PriceHistoryHandler(PublicHandler):
     """Open to everyone, as the listings are."""
-
-    def initialize(self, portal: Portal) -> None:
-        self.portal = portal
 
     async def get(self, raw_id: str) -> None:
         listing_id = v.parse_id(raw_id)
@@ -251,34 +334,53 @@ class PriceHistoryHandler(JsonHandler):
         self.send_json(await self.portal.price_history(listing_id, **window))
 
 
-class UsersHandler(JsonHandler):
-    def initialize(self, portal: Portal) -> None:
-        self.portal = portal
-
+class UsersHandler(PublicHandler):
     async def post(self) -> None:
-        fields = v.parse_fields(self.json_object(), CREATE_USER_RULES)
+        # Sign-up stays open, --require_auth or not; the password is optional.
+        fields = v.parse_fields(self.json_object(), CREATE_USER_RULES, PASSWORD_RULES)
         self.send_json({"user": await self.portal.create_user(**fields)}, status=201)
 
 
-class UserHandler(JsonHandler):
-    def initialize(self, portal: Portal) -> None:
-        self.portal = portal
-
+class UserHandler(PublicHandler):
     async def get(self, raw_id: str) -> None:
         user = await self.portal.user(v.parse_id(raw_id))
         self.send_json({"user": user}, etag=v.entity_tag(_version(user, "user")))
 
     async def patch(self, raw_id: str) -> None:
+        caller = self.required_caller()
         user_id = v.parse_id(raw_id)
-        changes = v.parse_changes(self.json_object(), CREATE_USER_RULES)
+        changes = v.parse_changes(self.json_object(), EDIT_USER_RULES)
+        if caller != user_id:
+            raise ApiError(403, [f"Authorization: the token is user {caller}'s; only user"
+                                 f" {user_id} may change user {user_id}"])
+        # Only a user who logged in holds a token, so only a user with a password gets here:
+        # one created without a password cannot get one through the public API.
         user = await self.portal.update_user(user_id, if_match=self.if_match(), **changes)
         self.send_json({"user": user}, etag=v.entity_tag(_version(user, "user")))
 
 
-def make_app(portal: Portal, **settings: Any) -> Application:
-    """The routing table; `settings` are those of `json_application` (debug, limits)."""
-    deps = {"portal": portal}
+class TokensHandler(PublicHandler):
+    """`POST /public-api/tokens` {"user_id", "password"}: a bearer token for that user."""
+
+    async def post(self) -> None:
+        fields = v.parse_fields(self.json_object(), LOGIN_RULES)
+        login = await self.portal.login(fields["user_id"], fields["password"])
+        if login["retry_after"]:
+            seconds = login["retry_after"]
+            raise ApiError(429, [f"user_id: too many failed logins; try again in {seconds} s"],
+                           {"Retry-After": str(seconds)})
+        if not login["ok"]:
+            raise ApiError(401, [LOGIN_FAILED], {"WWW-Authenticate": REALM})
+        token, expires_at = self.auth.tokens.issue(fields["user_id"])
+        self.send_json({"token": token, "expires_at": expires_at}, status=201)
+
+
+def make_app(portal: Portal, auth: Auth | None = None, **settings: Any) -> Application:
+    """The routing table; `settings` are those of `json_application` (debug, limits).
+    Without `auth`, tokens are signed with a random secret of this app's own."""
+    deps = {"portal": portal, "auth": auth or Auth()}
     return json_application([
+        (r"/public-api/tokens", TokensHandler, deps),
         (r"/public-api/listings", ListingsHandler, deps),
         (r"/public-api/listings/([^/]+)", ListingHandler, deps),
         (r"/public-api/listings/([^/]+)/price-history", PriceHistoryHandler, deps),
@@ -315,9 +417,23 @@ async def main(argv: Sequence[str] | None = None) -> None:
                    help="seconds to connect to a service before answering 504")
     options.define("downstream_timeout", default=5.0, type=float,
                    help="seconds a whole call to a service may take before answering 504")
+    options.define("auth_secret", default="",
+                   help="secret (32 bytes or more) signing the bearer tokens; every public API"
+                        " process behind one address needs the same (default: $AUTH_SECRET;"
+                        " empty: a random one per start, so tokens die with the process)")
+    options.define("token_ttl", default=DEFAULT_TTL, type=int,
+                   help="seconds a bearer token is valid")
+    options.define("require_auth", default=False, type=bool,
+                   help="every public write (listing create, PATCH, DELETE) needs a token;"
+                        " sign-up and login stay open")
     parse(options, argv, "public")
+    if not options.auth_secret:
+        options.auth_secret = random_secret()
+        log.warning("no --auth_secret nor $AUTH_SECRET: tokens are signed with a random secret"
+                    " and die with this process")
+    auth = Auth(Tokens(options.auth_secret, options.token_ttl), options.require_auth)
     try:
-        await serve(make_app(make_portal(options), **app_settings(options)), options)
+        await serve(make_app(make_portal(options), auth, **app_settings(options)), options)
     finally:
         http_client().close()
         log.info("closed the downstream HTTP client")

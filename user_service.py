@@ -4,6 +4,10 @@
 
 Internal: it listens on loopback by default and speaks form-encoded bodies, JSON answers.
 `GET /users?ids=3,1,7` serves the public API one page's users in one request.
+
+A user may have a password, of which only an argon2id hash is stored (common/passwords.py),
+in a column no answer selects. `POST /logins` checks one and counts the failures per user
+id in the database, so that restarting either service does not reset the lockout.
 """
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ from typing import Any
 from tornado.web import Application
 
 from common import validation as v
-from common.db import SqliteStore, insert_many, json_object_sql, now_us
+from common.db import SqliteStore, insert_many, json_object_sql, now_us, open_database
 from common.errors import NotFound
 from common.openapi import openapi_route
+from common.passwords import Passwords
 from common.server import app_settings, data_service_options, parse, run, serve
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
@@ -27,7 +32,17 @@ CREATE TABLE IF NOT EXISTS users (
     updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS users_newest ON users (created_at DESC, id DESC);
+-- Failed logins per user id, any id (one of no user too: a lockout must not tell them apart).
+CREATE TABLE IF NOT EXISTS login_failures (
+    user_id   INTEGER NOT NULL,
+    failed_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_by_user ON login_failures (user_id, failed_at);
+CREATE INDEX IF NOT EXISTS login_failures_by_time ON login_failures (failed_at);
 """
+# Added to databases made before passwords existed; NULL: the user has no password. Never in
+# COLUMNS, so no answer can carry it.
+PASSWORD_COLUMN = "password_hash"
 COLUMNS = "id, name, created_at, updated_at"
 ROW_JSON = json_object_sql(COLUMNS)
 # Beside json_each, which has an `id` column of its own, the columns are named with the table.
@@ -41,14 +56,67 @@ class UserStore(SqliteStore):
     SCHEMA = SCHEMA
     TABLE = "users"
 
-    async def create(self, name: str) -> dict[str, Any]:
+    @classmethod
+    async def open(cls, path: str) -> UserStore:
+        db = await open_database(path, SCHEMA)
+        try:
+            columns = [row[1] for row in await db.execute_fetchall("PRAGMA table_info(users)")]
+            if PASSWORD_COLUMN not in columns:
+                await db.execute(f"ALTER TABLE users ADD COLUMN {PASSWORD_COLUMN} TEXT")
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def create(self, name: str, password_hash: str | None = None) -> dict[str, Any]:
         stamp = now_us()
         rows = await self.fetch_all(
-            f"INSERT INTO users (name, created_at, updated_at) VALUES (?, ?, ?)"
-            f" RETURNING {COLUMNS}",
-            (name, stamp, stamp),
+            f"INSERT INTO users (name, created_at, updated_at, {PASSWORD_COLUMN})"
+            f" VALUES (?, ?, ?, ?) RETURNING {COLUMNS}",
+            (name, stamp, stamp, password_hash),
         )
         return dict(rows[0])
+
+    async def password_hash(self, user_id: int) -> str | None:
+        """The user's hash; None if they have none or do not exist (the caller cannot tell)."""
+        rows = await self.fetch_all(
+            f"SELECT {PASSWORD_COLUMN} FROM users WHERE id = ?", (user_id,))
+        return rows[0][0] if rows else None
+
+    async def set_password_hash(self, user_id: int, password_hash: str,
+                                if_match: v.IfMatch | None = None) -> dict[str, Any]:
+        """Set the user's hash (only at a version `if_match` names, if given)."""
+        condition, versions = self.version_condition(if_match)
+        rows = await self.fetch_all(
+            f"UPDATE users SET {PASSWORD_COLUMN} = ?, updated_at = max(?, updated_at + 1)"
+            f" WHERE id = ?{condition} RETURNING {COLUMNS}",
+            (password_hash, now_us(), user_id, *versions),
+        )
+        if not rows:
+            raise await self.unwritten("user", user_id)
+        return dict(rows[0])
+
+    async def retry_after_us(self, user_id: int, window_us: int, limit: int) -> int:
+        """0 if `user_id` may try to log in; else how long until its lockout ends: when the
+        oldest failure that makes the count reach `limit` leaves the window."""
+        now = now_us()
+        rows = await self.fetch_all(
+            "SELECT failed_at FROM login_failures WHERE user_id = ? AND failed_at > ?"
+            " ORDER BY failed_at DESC LIMIT ?", (user_id, now - window_us, limit))
+        if len(rows) < limit:
+            return 0
+        return max(1, rows[-1][0] + window_us - now)
+
+    async def record_failure(self, user_id: int, window_us: int) -> None:
+        now = now_us()
+        await self.fetch_all("INSERT INTO login_failures (user_id, failed_at) VALUES (?, ?)",
+                             (user_id, now))
+        # Failures older than the window count for nothing: dropped, for every user at once.
+        await self.fetch_all("DELETE FROM login_failures WHERE failed_at <= ?",
+                             (now - window_us,))
+
+    async def clear_failures(self, user_id: int) -> None:
+        await self.fetch_all("DELETE FROM login_failures WHERE user_id = ?", (user_id,))
 
     async def bulk_create(self, rows: Iterable[tuple[str, int]]) -> None:
         """Insert (name, created_at) rows at once, for seeding."""
@@ -97,12 +165,38 @@ class UserStore(SqliteStore):
 
 
 CREATE_RULES = {"name": v.name}
+PASSWORD_RULES = {"password": v.password}
+LOGIN_RULES = {"user_id": v.integer(1), "password": v.password}
 LIST_FILTERS = {"ids": v.id_list}
+LOGIN_WINDOW = 15 * 60  # seconds: failures older than this count for nothing
+LOGIN_LIMIT = 10  # failures within the window that lock a user id's logins until it passes
+
+
+class Logins:
+    """Password checks with a lockout: LOGIN_LIMIT failures within LOGIN_WINDOW seconds."""
+
+    def __init__(self, store: UserStore, passwords: Passwords,
+                 window: float = LOGIN_WINDOW, limit: int = LOGIN_LIMIT) -> None:
+        self.store, self.passwords = store, passwords
+        self.window_us, self.limit = int(window * 1_000_000), limit
+
+    async def check(self, user_id: int, password: str) -> dict[str, Any]:
+        """{"ok": bool, "retry_after": seconds or None}; a locked id is not even verified."""
+        wait_us = await self.store.retry_after_us(user_id, self.window_us, self.limit)
+        if wait_us:
+            return {"ok": False, "retry_after": -(-wait_us // 1_000_000)}  # rounded up
+        stored = await self.store.password_hash(user_id)
+        if await self.passwords.verify(stored, password):
+            await self.store.clear_failures(user_id)
+            return {"ok": True, "retry_after": None}
+        await self.store.record_failure(user_id, self.window_us)
+        return {"ok": False, "retry_after": None}
 
 
 class UsersHandler(JsonHandler):
-    def initialize(self, store: UserStore) -> None:
+    def initialize(self, store: UserStore, passwords: Passwords) -> None:
         self.store = store
+        self.passwords = passwords
 
     async def get(self) -> None:
         page, filters = v.parse_page_query(self.query_fields(), LIST_FILTERS)
@@ -113,13 +207,17 @@ class UsersHandler(JsonHandler):
         self.send_rows("users", users)
 
     async def post(self) -> None:
-        fields = v.parse_fields(self.form_fields(), CREATE_RULES)
+        fields = v.parse_fields(self.form_fields(), CREATE_RULES, PASSWORD_RULES)
+        password = fields.pop("password", None)
+        if password is not None:
+            fields["password_hash"] = await self.passwords.hash(password)
         self.send_json({"result": True, "user": await self.store.create(**fields)}, status=201)
 
 
 class UserHandler(JsonHandler):
-    def initialize(self, store: UserStore) -> None:
+    def initialize(self, store: UserStore, passwords: Passwords) -> None:
         self.store = store
+        self.passwords = passwords
 
     async def get(self, raw_id: str) -> None:
         user = await self.store.get(v.parse_id(raw_id))
@@ -132,12 +230,46 @@ class UserHandler(JsonHandler):
         self.send_json({"result": True, "user": user}, etag=v.entity_tag(user["updated_at"]))
 
 
-def make_app(store: UserStore, **settings: Any) -> Application:
+class PasswordHandler(JsonHandler):
+    """`POST /users/{id}/password` (password): set a user's password. Internal, as every route
+    here; who may do it through the public API is the public API's rule."""
+
+    def initialize(self, store: UserStore, passwords: Passwords) -> None:
+        self.store = store
+        self.passwords = passwords
+
+    async def post(self, raw_id: str) -> None:
+        user_id = v.parse_id(raw_id)
+        password = v.parse_fields(self.form_fields(), PASSWORD_RULES)["password"]
+        if_match = self.if_match()
+        await self.store.get(user_id)  # a 404 before the hash's CPU is spent
+        user = await self.store.set_password_hash(user_id, await self.passwords.hash(password),
+                                                  if_match)
+        self.send_json({"result": True, "user": user})
+
+
+class LoginsHandler(JsonHandler):
+    """`POST /logins` (user_id, password): whether they match. Always 200 when the input is
+    well formed: a 401 would read, to the public API's client, as its internal token refused."""
+
+    def initialize(self, logins: Logins) -> None:
+        self.logins = logins
+
+    async def post(self) -> None:
+        fields = v.parse_fields(self.form_fields(), LOGIN_RULES)
+        self.send_json({"result": True, "login": await self.logins.check(**fields)})
+
+
+def make_app(store: UserStore, passwords: Passwords | None = None, logins: Logins | None = None,
+             **settings: Any) -> Application:
     """The routing table; `settings` are those of `json_application` (debug, limits, token)."""
-    deps = {"store": store}
+    passwords = passwords or Passwords()
+    deps = {"store": store, "passwords": passwords}
     return json_application([
         (r"/users", UsersHandler, deps),
         (r"/users/([^/]+)", UserHandler, deps),
+        (r"/users/([^/]+)/password", PasswordHandler, deps),
+        (r"/logins", LoginsHandler, {"logins": logins or Logins(store, passwords)}),
         (r"/ping", PingHandler),
         (r"/ready", ReadyHandler, {"check": store.check}),
         openapi_route("/openapi.json", "user"),
@@ -146,11 +278,18 @@ def make_app(store: UserStore, **settings: Any) -> Application:
 
 async def main(argv: Sequence[str] | None = None) -> None:
     options = data_service_options(port=7000, db_path="users.db")
+    options.define("login_window", default=float(LOGIN_WINDOW), type=float,
+                   help="seconds within which login_limit failed logins lock a user's logins")
+    options.define("login_limit", default=LOGIN_LIMIT, type=int,
+                   help="failed logins within login_window that lock a user's logins (429)")
     parse(options, argv, "user")
     store = await UserStore.open(options.db_path)
+    passwords = Passwords()
+    logins = Logins(store, passwords, options.login_window, options.login_limit)
     try:
-        await serve(make_app(store, **app_settings(options)), options)
+        await serve(make_app(store, passwords, logins, **app_settings(options)), options)
     finally:
+        passwords.close()
         await store.close()
 
 

@@ -28,15 +28,16 @@ class Load:
     url: str
     seconds: float
     connections: int = 16
-    mode: str = ""  # "", "user", "post" or "patch"
+    mode: str = ""  # "", "user", "post", "login" or "patch"
     users: int = 1000
-    listings: int = 10_000  # the ids a "patch" picks from
+    body: str = ""  # login: the JSON body sent every time
+    token: str = ""  # patch: the bearer token sent every time
 
 
 def run_wrk(load: Load) -> dict[str, Any]:
     """Run wrk (one thread: the services need the cores more) and return its summary."""
     env = {**os.environ, "BENCH_MODE": load.mode, "BENCH_USERS": str(load.users),
-           "BENCH_LISTINGS": str(load.listings)}
+           "BENCH_BODY": load.body, "BENCH_TOKEN": load.token}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         ["wrk", "-t1", f"-c{load.connections}", f"-d{load.seconds:g}s", "--timeout", "5s",

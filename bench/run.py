@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.load import AccessLog, Load, ProcessCpu, run_wrk
 from bench.seed import count_listings, seed
-from harness.processes import ROOT, Service, Trio, start_service, start_trio
+from harness.processes import ROOT, Service, Trio, http, start_service, start_trio
 
 RESULTS = Path(__file__).with_name("results")
 TARGETS = {"public_p10": 0.25, "public_post": 0.12}  # share of the hello-world ceiling
@@ -58,9 +58,11 @@ SCENARIOS = [
     Scenario("listing_direct", "GET /listings (listing service)", "listing", "/listings"),
     Scenario("public_post", "POST /public-api/listings", "public", "/public-api/listings",
              "post"),
-    # A price change: the listing's UPDATE and, by trigger, its price point (#16).
-    Scenario("public_patch", "PATCH /public-api/listings/<random> (price)", "public",
-             "/public-api/listings", "patch"),
+    Scenario("login", "POST /public-api/tokens (argon2id login)", "public",
+             "/public-api/tokens", "login"),
+    # Also the price-history path: each PATCH changes the price, so its trigger writes a point.
+    Scenario("patch_auth", "PATCH /public-api/listings/<own> with a token", "public",
+             "/public-api/listings/{listing}", "patch"),
     Scenario("hello_again", "hello-world again (drift check)", "hello", "/"),
     Scenario("public_p10_honcho", "the page size 10 again, under honcho", "public",
              "/public-api/listings?page_size=10", honcho=True),
@@ -83,10 +85,27 @@ class Bench:
         self.args, self.trio, self.cpu, self.folder = args, trio, cpu, folder
         self.urls = {**references, "public": trio.public_url, "listing": trio.listing_url}
         self.log = AccessLog(trio.log_path)
+        self.account: dict[str, str] = {}
 
     def load(self, scenario: Scenario, seconds: float) -> Load:
-        return Load(self.urls[scenario.target] + scenario.path, seconds,
-                    self.args.connections, scenario.mode, self.args.users, self.args.listings)
+        if scenario.mode in ("login", "patch") and not self.account:
+            self.account = self.sign_up()
+        path = scenario.path.replace("{listing}", self.account.get("listing", ""))
+        return Load(self.urls[scenario.target] + path, seconds, self.args.connections,
+                    scenario.mode, self.args.users, self.account.get("login", ""),
+                    self.account.get("token", ""))
+
+    def sign_up(self) -> dict[str, str]:
+        """A user with a password, a listing of theirs and a token, for login and patch."""
+        url = self.trio.public_url + "/public-api"
+        password = "bench password"
+        user = http("POST", url + "/users", {"name": "Bench", "password": password})[1]["user"]
+        listing = http("POST", url + "/listings",
+                       {"user_id": user["id"], "listing_type": "rent", "price": 1000})[1]
+        login = {"user_id": user["id"], "password": password}
+        token = http("POST", url + "/tokens", login)[1]["token"]
+        return {"login": json.dumps(login), "token": token,
+                "listing": str(listing["listing"]["id"])}
 
     def run(self, scenario: Scenario) -> dict[str, Any]:
         print(f"  {scenario.name:<15} warm-up {self.args.warmup:g}s, "

@@ -2,14 +2,13 @@
 --   (unset)  the URL as given, the same request every time (wrk builds it once);
 --   user     GET <path>&user_id=<random user>, BENCH_USERS users;
 --   post     POST <path> with a JSON listing for a random user, BENCH_USERS users;
---   patch    PATCH <path>/<random listing> with a JSON random price, BENCH_LISTINGS listings
---            (each changes the price, bar a 1 in 2 million chance: a price point every time).
+--   login    POST <path> with the JSON body BENCH_BODY (a user id and its password);
+--   patch    PATCH <path> with a random price and `Authorization: Bearer BENCH_TOKEN`.
 -- done() prints one line "BENCH_JSON {...}": counts, errors, latency percentiles.
 -- Error responses are wrk's own count of statuses >= 400 (our services never answer 1xx/3xx):
 -- a Lua response() hook would count them too, but costs wrk ~6% on the hello-world ceiling.
 local mode = os.getenv("BENCH_MODE") or ""
 local users = tonumber(os.getenv("BENCH_USERS") or "1000")
-local listings = tonumber(os.getenv("BENCH_LISTINGS") or "10000")
 function init(args)
    math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
 end
@@ -26,11 +25,17 @@ elseif mode == "post" then
          math.random(users), kinds[math.random(2)], math.random(1000, 2000000))
       return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, body)
    end
+elseif mode == "login" then
+   local body = os.getenv("BENCH_BODY")
+   request = function()
+      return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, body)
+   end
 elseif mode == "patch" then
+   local headers = {["Content-Type"] = "application/json",
+                    ["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")}
    request = function()
       local body = string.format('{"price":%d}', math.random(1000, 2000000))
-      return wrk.format("PATCH", wrk.path .. "/" .. math.random(listings),
-         {["Content-Type"] = "application/json"}, body)
+      return wrk.format("PATCH", wrk.path, headers, body)
    end
 end
 

@@ -87,9 +87,11 @@ class ServiceClient:
             url += "?" + urlencode(query)
         return await self._call(HTTPRequest(url, "GET", headers=self._headers()), key)
 
-    async def post_form(self, path: str, fields: Mapping[str, Any], *, key: str) -> Any:
-        """POST `fields` form-encoded to `path` and return the answer's `key`."""
-        return await self._call(self._form_request("POST", path, fields), key)
+    async def post_form(self, path: str, fields: Mapping[str, Any], *, key: str,
+                        if_match: IfMatch | None = None) -> Any:
+        """POST `fields` form-encoded to `path` (conditionally, as PATCH) and return the
+        answer's `key`."""
+        return await self._call(self._form_request("POST", path, fields, if_match), key)
 
     async def patch_form(self, path: str, fields: Mapping[str, Any], *, key: str,
                          if_match: IfMatch | None = None) -> Any:

@@ -14,9 +14,13 @@ from tornado.web import HTTPError
 class ApiError(HTTPError):
     """An HTTP error with the list of human-readable messages the client receives."""
 
-    def __init__(self, status: int, errors: list[str]) -> None:
+    def __init__(self, status: int, errors: list[str],
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(status, "; ".join(errors))
         self.errors = errors
+        # Headers the answer needs (WWW-Authenticate on a 401, Retry-After on a 429): set by
+        # write_error, after send_error has cleared any set before the raise.
+        self.headers = headers or {}
 
 
 class NotFound(LookupError):

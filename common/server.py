@@ -65,6 +65,7 @@ ENVIRONMENT = {
     "downstream_token": ("INTERNAL_TOKEN", ""),
     "listing_service_url": ("LISTING_SERVICE_URL", "http://127.0.0.1:6000"),
     "user_service_url": ("USER_SERVICE_URL", "http://127.0.0.1:7000"),
+    "auth_secret": ("AUTH_SECRET", ""),  # the public API's token secret (random if empty)
 }
 
 

@@ -18,6 +18,8 @@ MAX_INT64 = 2**63 - 1
 MAX_PAGE_SIZE = 100
 MAX_BATCH_IDS = 100
 MAX_NAME_LENGTH = 200
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
 LISTING_TYPES = ("rent", "sale")
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -84,6 +86,21 @@ def name(value: Any) -> str:
     except UnicodeEncodeError:
         raise FieldError("must be valid Unicode (no lone surrogates)") from None
     return trimmed
+
+
+def password(value: Any) -> str:
+    """8 to 128 characters (code points) of any Unicode, kept exactly as given (not trimmed).
+
+    The messages never repeat the value: it is a secret, and error answers are logged."""
+    if not isinstance(value, str):
+        raise FieldError("must be a string")
+    if not MIN_PASSWORD_LENGTH <= len(value) <= MAX_PASSWORD_LENGTH:
+        raise FieldError(f"must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError("must be valid Unicode (no lone surrogates)") from None
+    return value
 
 
 def id_list(value: Any) -> list[int]:

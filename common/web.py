@@ -237,6 +237,8 @@ class JsonHandler(RequestHandler):
             # A domain error reaches here as an uncaught exception, so tornado set 500 first.
             self.set_status(answer.status_code)
             errors = answer.errors
+            for name, value in answer.headers.items():
+                self.set_header(name, value)
         elif status_code == 405:
             allowed = self._allowed_methods()
             self.set_header("Allow", ", ".join(allowed))

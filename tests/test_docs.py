@@ -30,6 +30,7 @@ import os
 import re
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,16 +40,22 @@ import pytest
 
 from harness.processes import ROOT, Service, Stack, start_stack
 
-PAGES = ("README.md", "docs/api.md")
+PAGES = ("README.md", "docs/api.md", "docs/accounts.md")
 SHOWN_PORTS = {"listing": 6000, "user": 7000, "public": 8000}
 SETUP = re.compile(r"<!--\s*setup:\s*(.*?)\s*-->")
 MASKS = (
-    (re.compile(r'"(created_at|updated_at)":\d{16}\b'), r'"\1":<microseconds>'),
+    (re.compile(r'"(created_at|updated_at|changed_at)":\d{16}\b'), r'"\1":<microseconds>'),
     (re.compile(r"^Date: .*$", re.MULTILINE | re.IGNORECASE), "Date: <date>"),
     (re.compile(r"^(X-Request-Id): \S+$", re.MULTILINE | re.IGNORECASE), r"\1: <request id>"),
     # A body's ETag is its hash, so it changes with the timestamps inside.
     (re.compile(r'^(Etag): "[0-9a-f-]+"$', re.MULTILINE | re.IGNORECASE), r"\1: <hash>"),
+    # A token is signed over its issue and expiry times, which differ from run to run.
+    (re.compile(r'"token":"[A-Za-z0-9_.-]+"'), '"token":"<token>"'),
+    (re.compile(r'"expires_at":\d{16}\b'), '"expires_at":<microseconds>'),
 )
+# `$ NAME=$(...)` sets a shell variable that the page's later commands use, as they would in
+# the reader's one shell (each command here runs in a shell of its own).
+ASSIGNMENT = re.compile(r"([A-Z][A-Z0-9_]*)=")
 
 
 @dataclass
@@ -101,14 +108,23 @@ def mask(lines: list[str]) -> str:
     return text
 
 
-def run(command: str, stack: Stack) -> list[str]:
-    """Run `command` as the page shows it, against `stack`; what it printed, line by line."""
+def run(command: str, stack: Stack, variables: dict[str, str]) -> list[str]:
+    """Run `command` as the page shows it, against `stack`, with the shell `variables` the
+    page's earlier commands set (and now this one's); what it printed, line by line."""
     for name, shown in SHOWN_PORTS.items():
         port = getattr(stack, name).port
         command = re.sub(rf"\blocalhost:{shown}\b", f"127.0.0.1:{port}", command)
-    done = subprocess.run(["/bin/sh", "-c", command], cwd=ROOT, capture_output=True,
-                          timeout=60, check=False)
+    assigned = ASSIGNMENT.match(command)
+    with tempfile.NamedTemporaryFile() as value:
+        script = f'{command}\nprintf "%s" "${assigned[1]}" > {value.name}' if assigned else command
+        done = subprocess.run(["/bin/sh", "-c", script], cwd=ROOT, capture_output=True,
+                              timeout=60, check=False, env={**os.environ, **variables})
+        if assigned:
+            variables[assigned[1]] = Path(value.name).read_text()
+            assert variables[assigned[1]], (command, "set an empty variable", done.stderr)
     assert done.returncode == 0, (command, done.stderr)
+    if not done.stdout:
+        return []
     return done.stdout.decode("utf-8").replace("\r\n", "\n").rstrip("\n").split("\n")
 
 
@@ -157,8 +173,10 @@ def test_every_example_is_a_curl_command_that_parses(page: str):
     assert len(examples) >= 10, f"{page}: found only {len(examples)} examples"
     for example in examples:
         words = shlex.split(example.command)  # a quoting slip would fail here, not at run time
-        assert "curl" in words, f"{page}:{example.line + 1}: not a curl example"
-        assert example.expected, f"{page}:{example.line + 1}: no output shown"
+        assert any("curl" in word for word in words), f"{page}:{example.line + 1}: not curl"
+        # An assignment prints nothing; every other example shows what it printed.
+        shows_output = not ASSIGNMENT.match(example.command)
+        assert bool(example.expected) == shows_output, f"{page}:{example.line + 1}: output"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -167,12 +185,13 @@ def test_every_example_answers_what_the_page_shows(page: str, tmp_path: Path):
     text = path.read_text(encoding="utf-8")
     recording = os.environ.get("DOCS_RECORD") == "1"
     answers: list[tuple[Example, list[str]]] = []
+    variables: dict[str, str] = {}
     stack = start_stack(tmp_path, env={"INTERNAL_TOKEN": ""})
     try:
         for block in parse(text):
             with prepared(stack, block.setup):
                 for example in block.examples:
-                    got = run(example.command, stack)
+                    got = run(example.command, stack, variables)
                     answers.append((example, got))
                     if not recording:
                         assert mask(got) == mask(example.expected), (

@@ -10,15 +10,27 @@ from tornado.ioloop import IOLoop
 from common.validation import MAX_INT64, MAX_NAME_LENGTH
 from tests.support.apps import Served, make_public, stop_app
 from tests.support.checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
-from tests.support.data import create_listing, create_user
+from tests.support.data import create_listing
 from tests.support.fake import Answer
 from tests.support.http import call
+
+# Changing a listing or a user takes its owner's token (issue #13): these users have a password.
+PASSWORD = "correct horse battery"
 
 
 async def user_and_listing(public: Served, name: str = "Ann",
                            price: int = 6000) -> tuple[dict, dict]:
-    user = await create_user(public, name)
+    user = (await call("POST", f"{public.url}/public-api/users",
+                       json_body={"name": name, "password": PASSWORD})).body["user"]
     return user, await create_listing(public, user["id"], price=price)
+
+
+async def token_of(public: Served, user: dict) -> dict[str, str]:
+    """The Authorization header of `user`, logged in through the public API."""
+    reply = await call("POST", f"{public.url}/public-api/tokens",
+                       json_body={"user_id": user["id"], "password": PASSWORD})
+    assert reply.status == 201, reply.body
+    return {"Authorization": f"Bearer {reply.body['token']}"}
 
 
 @pytest.mark.gen_test
@@ -61,7 +73,8 @@ async def test_get_unknown_listing_and_user_are_404(public: Served) -> None:
 async def test_patch_listing(public: Served) -> None:
     user, listing = await user_and_listing(public)
     url = f"{public.url}/public-api/listings/{listing['id']}"
-    reply = await call("PATCH", url, json_body={"listing_type": "sale", "price": 7500})
+    reply = await call("PATCH", url, json_body={"listing_type": "sale", "price": 7500},
+                       headers=await token_of(public, user))
     assert reply.status == 200, reply.body
     assert list(reply.body) == ["listing"]
     changed = reply.body["listing"]
@@ -76,8 +89,9 @@ async def test_patch_listing(public: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_patch_listing_is_validated_here_as_json(listing_svc: Served, public: Served) -> None:
-    _, listing = await user_and_listing(public)
+    user, listing = await user_and_listing(public)
     url = f"{public.url}/public-api/listings/{listing['id']}"
+    auth = await token_of(public, user)
     calls_before = len(listing_svc.requests)
     cases = [
         ({}, ["body: must change at least one of listing_type, price"]),
@@ -89,18 +103,20 @@ async def test_patch_listing_is_validated_here_as_json(listing_svc: Served, publ
         ({"price": 10, "colour": "red"}, ["colour: is not a known field"]),
     ]
     for body, errors in cases:
-        reply = await call("PATCH", url, json_body=body)
+        reply = await call("PATCH", url, json_body=body, headers=auth)
         assert (reply.status, reply.body) == (400, {"result": False, "errors": errors}), body
     assert len(listing_svc.requests) == calls_before  # refused before any downstream call
-    not_object = await call("PATCH", url, json_body=[1])
+    not_object = await call("PATCH", url, json_body=[1], headers=auth)
     assert (not_object.status, not_object.body["errors"]) == (400, ["body: must be a JSON object"])
-    as_form = await call("PATCH", url, form={"price": "1"})
+    as_form = await call("PATCH", url, form={"price": "1"}, headers=auth)
     assert as_form.status == 415
 
 
 @pytest.mark.gen_test
 async def test_patch_unknown_listing_passes_the_404_on(public: Served) -> None:
-    reply = await call("PATCH", f"{public.url}/public-api/listings/404", json_body={"price": 1})
+    user, _ = await user_and_listing(public)
+    reply = await call("PATCH", f"{public.url}/public-api/listings/404", json_body={"price": 1},
+                       headers=await token_of(public, user))
     assert (reply.status, reply.body) == (
         404, {"result": False, "errors": ["listing 404 does not exist"]})
 
@@ -108,15 +124,16 @@ async def test_patch_unknown_listing_passes_the_404_on(public: Served) -> None:
 @pytest.mark.gen_test
 async def test_delete_listing(public: Served) -> None:
     _, kept = await user_and_listing(public, price=1)
-    _, doomed = await user_and_listing(public, "Bo", price=2)
+    bo, doomed = await user_and_listing(public, "Bo", price=2)
     url = f"{public.url}/public-api/listings/{doomed['id']}"
-    reply = await call("DELETE", url)
+    auth = await token_of(public, bo)
+    reply = await call("DELETE", url, headers=auth)
     assert reply.status == 204
     assert "Content-Type" not in reply.headers
     assert (await call("GET", url)).status == 404
     listed = (await call("GET", f"{public.url}/public-api/listings")).body["listings"]
     assert [row["id"] for row in listed] == [kept["id"]]
-    again = await call("DELETE", url)
+    again = await call("DELETE", url, headers=auth)
     assert (again.status, again.body["errors"]) == (404, [f"listing {doomed['id']} does not exist"])
 
 
@@ -127,7 +144,8 @@ async def test_get_and_patch_user(public: Served) -> None:
     got = await call("GET", url)
     assert (got.status, got.body) == (200, {"user": user})
     assert list(got.body["user"]) == USER_KEYS
-    reply = await call("PATCH", url, json_body={"name": "Lorem Ipsum"})
+    reply = await call("PATCH", url, json_body={"name": "Lorem Ipsum"},
+                       headers=await token_of(public, user))
     assert reply.status == 200 and list(reply.body) == ["user"]
     renamed = reply.body["user"]
     assert (renamed["name"], renamed["created_at"]) == ("Lorem Ipsum", user["created_at"])
@@ -140,27 +158,35 @@ async def test_get_and_patch_user(public: Served) -> None:
 async def test_patch_user_errors(public: Served) -> None:
     user, _ = await user_and_listing(public)
     url = f"{public.url}/public-api/users/{user['id']}"
+    auth = await token_of(public, user)
     cases = [
-        ({}, ["body: must change at least one of name"]),
+        ({}, ["body: must change at least one of name, password"]),
         ({"name": 5}, ["name: must be a string"]),
         ({"name": ""}, [f"name: must be 1 to {MAX_NAME_LENGTH} characters after trimming"]),
         ({"name": "Ann", "email": "a@b"}, ["email: is not a known field"]),
     ]
     for body, errors in cases:
-        reply = await call("PATCH", url, json_body=body)
+        reply = await call("PATCH", url, json_body=body, headers=auth)
         assert (reply.status, reply.body) == (400, {"result": False, "errors": errors}), body
-    missing = await call("PATCH", f"{public.url}/public-api/users/999", json_body={"name": "X"})
-    assert (missing.status, missing.body["errors"]) == (404, ["user 999 does not exist"])
+    # Only the user themself may change a user: another id is a 403, whether it exists or not.
+    missing = await call("PATCH", f"{public.url}/public-api/users/999", json_body={"name": "X"},
+                         headers=auth)
+    assert missing.status == 403, missing.body
 
 
 @pytest.fixture
 def broken(io_loop: IOLoop, user_svc: Served, make_fake: Any) -> Iterator[tuple[Served, Served]]:
     """Public APIs in front of a broken listing service, and of one that is not there.
 
-    The broken one answers DELETE with 200 and a body, PATCH with 500."""
+    The broken one answers DELETE with 200 and a body, PATCH with 500, and GET with listing 1
+    of user 1 (the owner the public API checks first)."""
+    listing = {"id": 1, "user_id": 1, "listing_type": "rent", "price": 1, "created_at": 1,
+               "updated_at": 1}
+    answers = {"GET": Answer(200, {"result": True, "listing": listing}),
+               "DELETE": Answer(200, {"result": True})}
     fake = make_fake()
-    fake.script(lambda request: Answer(200, {"result": True}) if request.method == "DELETE"
-                else Answer(500, {"result": False, "errors": ["boom"]}))
+    fake.script(lambda request: answers.get(
+        request.method, Answer(500, {"result": False, "errors": ["boom"]})))
     served = (make_public(io_loop, fake.url, user_svc.url),
               make_public(io_loop, make_fake(connects="refused").url, user_svc.url))
     yield served
@@ -171,11 +197,16 @@ def broken(io_loop: IOLoop, user_svc: Served, make_fake: Any) -> Iterator[tuple[
 @pytest.mark.gen_test
 async def test_downstream_faults_on_delete_and_patch(broken: tuple[Served, Served]) -> None:
     public, gone = broken
-    deleted = await call("DELETE", f"{public.url}/public-api/listings/1")
+    user = (await call("POST", f"{public.url}/public-api/users",
+                       json_body={"name": "Ann", "password": PASSWORD})).body["user"]
+    assert user["id"] == 1
+    auth, gone_auth = await token_of(public, user), await token_of(gone, user)
+    deleted = await call("DELETE", f"{public.url}/public-api/listings/1", headers=auth)
     assert (deleted.status, deleted.body["errors"]) == (
         502, ["listing service answered 200 where 204 was due"])
-    patched = await call("PATCH", f"{public.url}/public-api/listings/1", json_body={"price": 5})
+    patched = await call("PATCH", f"{public.url}/public-api/listings/1", json_body={"price": 5},
+                         headers=auth)
     assert (patched.status, patched.body["errors"]) == (502, ["listing service answered 500"])
-    unreachable = await call("DELETE", f"{gone.url}/public-api/listings/1")
+    unreachable = await call("DELETE", f"{gone.url}/public-api/listings/1", headers=gone_auth)
     assert (unreachable.status, unreachable.body["errors"]) == (
         503, ["listing service cannot be reached"])
