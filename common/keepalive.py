@@ -136,6 +136,10 @@ class KeepAliveHTTPClient(AsyncHTTPClient):
         """How many idle connections to `address` the pool holds (for tests and logs)."""
         return len(self._idle.get(address, ()))
 
+    def idle_deadlines(self, address: Address) -> list[float]:
+        """The loop times until which the idle connections to `address` may be reused."""
+        return [expires for _, expires in self._idle.get(address, ())]
+
     async def _fetch(self, request: HTTPRequest) -> HTTPResponse:
         """Never raises: every failure becomes a 599 response carrying the error."""
         start, wall = self._loop.time(), time.time()

@@ -108,6 +108,8 @@ class DocsAssetHandler(StaticFileHandler, JsonHandler):
     """Swagger UI's files, with tornado's caching; errors (a 405) go through JsonHandler."""
 
     requires_token = False
+    # The file's own HEAD, as its GET is StaticFileHandler's (which takes the path).
+    head = StaticFileHandler.head  # type: ignore[assignment]  # its signature, not ours
 
     def initialize(self) -> None:  # type: ignore[override]  # the path is ours, not a route's
         # Found on first use rather than in make_app, which does no I/O.

@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
+from tornado.httputil import HTTPServerRequest, split_host_and_port
 from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 
 from common.errors import ApiError, http_error
@@ -98,6 +99,7 @@ class JsonHandler(RequestHandler):
 
     _body: bytes | bytearray = b""
     _etag: str | None = None
+    request_id: str | None = None
     _body_too_large = False
     _counted = False
 
@@ -108,18 +110,22 @@ class JsonHandler(RequestHandler):
         keep_alive = self.settings.get("keep_alive")
         if keep_alive:
             self.set_header("Keep-Alive", keep_alive)
-        # Called again by send_error's clear(): error answers keep the request id too.
-        if getattr(self, "request_id", None):
-            self.set_header("X-Request-ID", self.request_id)
+        # First called from __init__, before tornado refuses an unknown method or a path that
+        # is not UTF-8: those answers and their log lines carry the request id too. Called
+        # again by send_error's clear(): error answers keep it.
+        if self.request_id is None:
+            incoming = self.request.headers.get("X-Request-ID", "")
+            self.request_id = (incoming if _SAFE_REQUEST_ID.fullmatch(incoming)
+                               else uuid.uuid4().hex)
+            request_id_var.set(self.request_id)
+        self.set_header("X-Request-ID", self.request_id)
 
     def prepare(self) -> None:
         self.settings["inflight"].enter()
         self._counted = True
         self._body = bytearray()
-        incoming = self.request.headers.get("X-Request-ID", "")
-        self.request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        request_id_var.set(self.request_id)
-        self.set_header("X-Request-ID", self.request_id)
+        assert self.request_id is not None  # set_default_headers, from __init__, set it
+        request_id_var.set(self.request_id)  # in the task that handles the request
         self._check_token()
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.settings["max_body_size"]:
@@ -258,9 +264,22 @@ class JsonHandler(RequestHandler):
             log.error("uncaught exception in %s %s", self.request.method, self.request.path,
                       exc_info=value)
 
+    async def head(self, *args: str) -> None:
+        """HEAD wherever GET is served (RFC 9110, 9.3.2): GET's status and headers, no body
+        (tornado drops the body of an answer to HEAD, keeping its Content-Length)."""
+        if not self._serves("GET"):
+            raise HTTPError(405)
+        answered = self.get(*args)
+        if answered is not None:
+            await answered
+
+    def _serves(self, method: str) -> bool:
+        if method == "HEAD":
+            method = "GET"
+        return getattr(type(self), method.lower()) is not getattr(RequestHandler, method.lower())
+
     def _allowed_methods(self) -> list[str]:
-        return [m for m in self.SUPPORTED_METHODS
-                if getattr(type(self), m.lower()) is not getattr(RequestHandler, m.lower())]
+        return [method for method in self.SUPPORTED_METHODS if self._serves(method)]
 
 
 class NotFoundHandler(JsonHandler):
@@ -312,6 +331,21 @@ def _single_values(text: str, where: str) -> dict[str, str]:
     return {key: vals[0] for key, vals in values.items()}
 
 
+class JsonApplication(Application):
+    """An Application that also routes a request target in absolute form."""
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        # RFC 9112, 3.2.2: a server MUST accept `GET http://host/path HTTP/1.1`, the form a
+        # proxy is sent; tornado takes the whole URL as the path. Its authority is the Host.
+        if request.path.startswith(("http://", "https://")):
+            target = urlsplit(request.uri)
+            request.host = target.netloc
+            request.host_name = split_host_and_port(target.netloc.lower())[0]
+            request.path = target.path or "/"
+            request.uri = request.path + (f"?{target.query}" if target.query else "")
+        return super().find_handler(request, **kwargs)
+
+
 def json_application(
     routes: list[Any],
     *,
@@ -321,7 +355,7 @@ def json_application(
     idle_connection_timeout: float | None = None,
 ) -> Application:
     """An Application that answers JSON to everything; pure, so tests can build it freely."""
-    return Application(
+    return JsonApplication(
         routes,
         default_handler_class=NotFoundHandler,
         autoreload=debug,

@@ -163,6 +163,44 @@ async def test_a_post_on_a_connection_closed_as_it_was_reused_is_not_sent_again(
     assert http_client().idle_connections(address(url)) == 0
 
 
+@pytest.mark.gen_test
+async def test_a_delete_on_a_connection_closed_as_it_was_reused_is_not_sent_again(
+        scripted: Any, client: KeepAliveHTTPClient) -> None:
+    # Idempotent, yet not resent: the server may have deleted before the connection died,
+    # and the second DELETE would answer 404 for a delete that succeeded.
+    server, url = scripted(drops_the_second_request)
+    await client.fetch(url + "/listings/1", method="DELETE")
+    with pytest.raises(HTTPStreamClosedError):
+        await client.fetch(url + "/listings/1", method="DELETE", raise_error=False)
+    assert server.calls == [(1, "DELETE"), (1, "DELETE")]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("announced, kept", [("timeout=1", 0.75), ("timeout=1, max=100", 0.75),
+                                             ("max=5", 30.0), ("timeout=x", 30.0),
+                                             ("timeout=0", 0.0)])
+async def test_a_connection_is_kept_for_three_quarters_of_the_announced_idle_timeout(
+        scripted: Any, client: KeepAliveHTTPClient, announced: str, kept: float) -> None:
+    _server, url = scripted(always(http_answer(b"{}", f"Keep-Alive: {announced}")))
+    started = asyncio.get_running_loop().time()
+    await client.fetch(url + "/users")
+    if kept == 0:
+        assert client.idle_connections(address(url)) == 0  # not worth keeping
+        return
+    (expires,) = client.idle_deadlines(address(url))
+    assert started + kept - 0.05 <= expires <= started + kept + 0.5
+
+
+@pytest.mark.gen_test
+async def test_a_connection_past_the_announced_timeout_is_not_reused(
+        scripted: Any, client: KeepAliveHTTPClient) -> None:
+    server, url = scripted(always(http_answer(b"{}", "Keep-Alive: timeout=1")))
+    await client.fetch(url + "/users")
+    await asyncio.sleep(0.8)  # past 3/4 of the server's 1 s, before the server closes it
+    await client.fetch(url + "/users")
+    assert server.connections == 2
+
+
 @pytest.fixture
 def quick_to_close(make_fake: Any) -> str:
     """A fake closing connections idle for 0.1 s (the services use 60 s); it answers with the
@@ -481,6 +519,21 @@ async def test_calls_beyond_max_clients_wait_for_a_slot(
     replies = await asyncio.gather(*(client.fetch(url + "/users") for _ in range(7)))
     assert [reply.body for reply in replies] == [b'{"user": "Ann"}'] * 7
     assert server.connections == 2  # two at a time: the others reused theirs
+
+
+@pytest.mark.gen_test
+async def test_calls_beyond_max_per_host_wait_for_a_slot_of_that_host_only(
+        make_fake: Any, make_client: MakeClient) -> None:
+    slow, fast = make_fake(), make_fake()
+    slow.answers(200, {"slow": True}, delay=0.3)
+    fast.answers(200, {"fast": True})
+    client = make_client(max_per_host=2)
+    slow_calls = [asyncio.ensure_future(client.fetch(slow.url + "/users")) for _ in range(6)]
+    await asyncio.sleep(0.05)
+    assert (await client.fetch(fast.url + "/users")).code == 200  # another host: no wait
+    assert not any(call.done() for call in slow_calls)
+    assert [reply.code for reply in await asyncio.gather(*slow_calls)] == [200] * 6
+    assert slow.connections == 2  # two at a time; the others waited and reused them
 
 
 @pytest.mark.gen_test

@@ -285,7 +285,7 @@ async def test_unknown_route_is_a_json_404(listing_svc):
 async def test_wrong_method_is_a_json_405_with_allow(listing_svc, method):
     reply = await call(method, listing_svc.url + "/listings", body=b"")
     assert_error(reply, 405, "method:")
-    assert reply.headers["Allow"] == "GET, POST"
+    assert reply.headers["Allow"] == "GET, HEAD, POST"
 
 
 @pytest.mark.gen_test

@@ -112,4 +112,4 @@ async def test_delete_answers_204_and_the_listing_is_gone(listing_svc: Served) -
 async def test_methods_not_allowed_on_one_listing(listing_svc: Served) -> None:
     reply = await call("POST", f"{listing_svc.url}/listings/1", form={"price": "1"})
     assert reply.status == 405
-    assert reply.headers["Allow"] == "GET, DELETE, PATCH"
+    assert reply.headers["Allow"] == "GET, HEAD, DELETE, PATCH"

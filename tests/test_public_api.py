@@ -364,7 +364,7 @@ async def test_wrong_public_methods_are_a_json_405_with_allow(public):
     assert users.headers["Allow"] == "POST"
     listings = await call("DELETE", public.url + "/public-api/listings")
     assert_error(listings, 405, "method:")
-    assert listings.headers["Allow"] == "GET, POST"
+    assert listings.headers["Allow"] == "GET, HEAD, POST"
 
 
 @pytest.mark.gen_test

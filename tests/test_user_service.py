@@ -260,10 +260,10 @@ async def test_unknown_route_is_a_json_404(user_svc):
 async def test_wrong_methods_are_a_json_405_with_allow(user_svc):
     on_list = await call("DELETE", user_svc.url + "/users")
     assert_error(on_list, 405, "method:")
-    assert on_list.headers["Allow"] == "GET, POST"
+    assert on_list.headers["Allow"] == "GET, HEAD, POST"
     on_one = await call("POST", user_svc.url + "/users/1", form={"name": "x"})
     assert_error(on_one, 405, "method:")
-    assert on_one.headers["Allow"] == "GET, PATCH"
+    assert on_one.headers["Allow"] == "GET, HEAD, PATCH"
 
 
 @pytest.mark.gen_test

@@ -44,7 +44,7 @@ async def test_a_bug_is_a_json_500_that_hides_its_traceback(buggy, caplog):
 async def test_a_method_tornado_does_not_know_is_a_json_405(listing_svc):
     reply = await call("PROPFIND", listing_svc.url + "/listings")
     assert_error(reply, 405, "method:")
-    assert reply.headers["Allow"] == "GET, POST"
+    assert reply.headers["Allow"] == "GET, HEAD, POST"
 
 
 @pytest.mark.gen_test
