@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run lint test bench bench-instructions clean
+.PHONY: install system-deps run lint test bench bench-instructions clean
 
 install: $(INSTALLED)
 
@@ -23,7 +23,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install lint
+# What the tests need from Debian's packages, installed only when absent (CI runs as root on
+# a fresh machine): nginx, in front of the cluster tests' processes.
+system-deps:
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+		(apt-get update && apt-get install -y nginx)
+
+test: install system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The services under wrk load; prints a table, writes bench/results/*.json. wrk comes from
