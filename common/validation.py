@@ -75,32 +75,29 @@ def flag(value: Any) -> bool:
     return value == "true"
 
 
-def name(value: Any) -> str:
+def _text(value: Any, low: int, high: int, what: str, *, trim: bool) -> str:
+    """A string of `low` to `high` code points (after trimming, if `trim`), valid Unicode."""
     if not isinstance(value, str):
         raise FieldError("must be a string")
-    trimmed = value.strip()
-    if not 1 <= len(trimmed) <= MAX_NAME_LENGTH:
-        raise FieldError(f"must be 1 to {MAX_NAME_LENGTH} characters after trimming")
+    text = value.strip() if trim else value
+    if not low <= len(text) <= high:
+        raise FieldError(f"must be {low} to {high} characters{what}")
     try:
-        trimmed.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
         raise FieldError("must be valid Unicode (no lone surrogates)") from None
-    return trimmed
+    return text
+
+
+def name(value: Any) -> str:
+    return _text(value, 1, MAX_NAME_LENGTH, " after trimming", trim=True)
 
 
 def password(value: Any) -> str:
     """8 to 128 characters (code points) of any Unicode, kept exactly as given (not trimmed).
 
     The messages never repeat the value: it is a secret, and error answers are logged."""
-    if not isinstance(value, str):
-        raise FieldError("must be a string")
-    if not MIN_PASSWORD_LENGTH <= len(value) <= MAX_PASSWORD_LENGTH:
-        raise FieldError(f"must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise FieldError("must be valid Unicode (no lone surrogates)") from None
-    return value
+    return _text(value, MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH, "", trim=False)
 
 
 def id_list(value: Any) -> list[int]:
