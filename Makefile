@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install system-deps run lint test bench bench-instructions clean
+.PHONY: install system-deps run cluster lint test bench bench-instructions clean
 
 install: $(INSTALLED)
 
@@ -16,6 +16,11 @@ $(INSTALLED): python-libs.txt
 # All three services, logs interleaved and labelled; Ctrl-C stops all three.
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+# PostgreSQL, nginx and CLUSTER_PROCESSES (default 2) processes of each service, under honcho,
+# at make run's addresses; data kept in .cluster/ (docs/operations.md). Ctrl-C stops all.
+cluster: install system-deps
+	$(BIN)/python -m harness.cluster
 
 # ruff, then mypy, over the whole project (configured in pyproject.toml); `make test` runs it
 # first, so a lint or type error fails the tests.
