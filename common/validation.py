@@ -85,6 +85,8 @@ def name(value: Any) -> str:
         trimmed.encode("utf-8")
     except UnicodeEncodeError:
         raise FieldError("must be valid Unicode (no lone surrogates)") from None
+    if "\x00" in trimmed:  # PostgreSQL's text cannot hold it: refused on both backends alike
+        raise FieldError("must not contain U+0000 (NUL)")
     return trimmed
 
 
