@@ -22,6 +22,7 @@ where an advisory transaction lock ends with its connection. What is needed is ~
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
 import time
@@ -32,6 +33,7 @@ from typing import Any
 
 import aiosqlite
 
+log = logging.getLogger(__name__)
 FOLDER = Path(__file__).resolve().parents[1] / "migrations"
 def now_us() -> int:
     return time.time_ns() // 1000
@@ -108,6 +110,7 @@ async def migrate_sqlite(db: aiosqlite.Connection, migrations: list[Migration],
                 "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, now_us()))
             done.append(migration.name)
+            log.info("applied migration %s", migration.name)
     except BaseException:
         await db.execute("ROLLBACK")
         raise
@@ -138,4 +141,5 @@ async def migrate_postgres(connection: Any, service: str, migrations: list[Migra
                 "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
                 migration.version, migration.name, now_us())
             done.append(migration.name)
+            log.info("applied migration %s", migration.name)
     return done
