@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run lint test bench bench-instructions clean
+.PHONY: install run lint test postgresql bench bench-instructions clean
 
 install: $(INSTALLED)
 
@@ -23,8 +23,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install lint
+# The tests run every store and API test on SQLite and on a throwaway PostgreSQL server
+# (harness/postgres.py): Debian's server packages are installed when no server is found.
+test: install lint postgresql
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+postgresql:
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
+		(apt-get update && apt-get install -y postgresql)
 
 # The services under wrk load; prints a table, writes bench/results/*.json. wrk comes from
 # Debian's packages, installed only when absent. BENCH_ARGS passes options (--help lists them).
