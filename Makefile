@@ -29,8 +29,11 @@ lint: install
 	$(BIN)/mypy
 
 # What the tests need from Debian's packages, installed only when absent (CI runs as root on
-# a fresh machine): nginx, in front of the cluster tests' processes.
+# a fresh machine): PostgreSQL, whose throwaway servers (harness/postgres.py) run every store
+# and API test a second time; nginx, in front of the cluster tests' processes.
 system-deps:
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
+		(apt-get update && apt-get install -y postgresql)
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
 		(apt-get update && apt-get install -y nginx)
 

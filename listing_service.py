@@ -1,6 +1,7 @@
-"""Listing service: the homes users list to rent or sell, in its own SQLite file.
+"""Listing service: the homes users list to rent or sell, in its own database.
 
-    python listing_service.py --port=6000 --db_path=listings.db
+    python listing_service.py --port=6000 --db_path=listings.db        # SQLite
+    python listing_service.py --database_url=postgresql://portal@db:5432/listings
 
 Internal: it listens on loopback by default and speaks form-encoded bodies, JSON answers.
 """
@@ -12,86 +13,14 @@ from typing import Any
 from tornado.web import Application
 
 from common import validation as v
-from common.db import SqliteStore, insert_many, json_object_sql, now_us
+from common.db import SqliteStore, insert_many, json_object_sql, now_us, table_columns, user_version
 from common.errors import NotFound
 from common.openapi import openapi_route
-from common.server import app_settings, data_service_options, parse, run, serve
+from common.pg import DEFAULT_POOL_SIZE, PgStore, database_kind, row_json_sql, sqlite_path
+from common.server import app_settings, data_service_options, database_url, parse, run, serve
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS listings (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id      INTEGER NOT NULL,
-    listing_type TEXT    NOT NULL CHECK (listing_type IN ('rent', 'sale')),
-    price        INTEGER NOT NULL CHECK (price > 0),
-    created_at   INTEGER NOT NULL,
-    updated_at   INTEGER NOT NULL
-);
--- One index per query shape: the whole list, and one user's list, both newest first.
-CREATE INDEX IF NOT EXISTS listings_newest ON listings (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS listings_by_user_newest
-    ON listings (user_id, created_at DESC, id DESC);
--- A listing_type filter reads its rows already in list order, so a page stops at LIMIT.
--- With user_id too, one user's listings (few) come from the index above and are filtered.
-CREATE INDEX IF NOT EXISTS listings_by_type_newest
-    ON listings (listing_type, created_at DESC, id DESC);
--- A price range (min_price and max_price) is a range of this index, then sorted newest
--- first: the cost follows the number of listings in the range, not the page size. A single
--- bound usually matches most listings, so SQLite rightly walks listings_newest in order and
--- skips the rest, stopping at the page. A (listing_type, price) index would not serve a price
--- range alone. Each index costs every write a little: hence none per combination of filters.
-CREATE INDEX IF NOT EXISTS listings_by_price ON listings (price);
-"""
-# Version 1 (issue #16): every price a listing has had. Run once per file by
-# common.db.upgrade, in one transaction with the version number; plain SQL, one statement
-# per entry, so the same steps port to PostgreSQL (whose triggers call a function instead).
-#
-# Why triggers: the service shares ONE autocommit connection between concurrent requests, so
-# a BEGIN ... COMMIT around "update the listing, then insert the point" would take in the
-# statements other requests run meanwhile (and an asyncio.Lock around every write would
-# serialize them for nothing). A trigger runs inside the statement that fired it: the INSERT
-# or UPDATE of the listing and its point commit together or not at all, whoever writes the
-# row (the API, the bench seeder, a hand-run UPDATE), at no extra round trip.
-PRICE_HISTORY = (
-    # The primary key is the index every read uses: one listing's points in time order.
-    # changed_at is the listing's updated_at at the change, which only grows (see update),
-    # so two points of one listing never share it.
-    """CREATE TABLE price_history (
-        listing_id INTEGER NOT NULL,
-        price      INTEGER NOT NULL,
-        changed_at INTEGER NOT NULL,
-        PRIMARY KEY (listing_id, changed_at)
-    )""",
-    # When the price last CHANGED: the newest point after the first, NULL if the price is
-    # still the one the listing had when created (or when this upgrade ran). It serves the
-    # price_changed_since filter from an index holding only the listings that ever moved.
-    "ALTER TABLE listings ADD COLUMN price_changed_at INTEGER",
-    """CREATE INDEX listings_by_price_change ON listings (price_changed_at)
-        WHERE price_changed_at IS NOT NULL""",
-    """CREATE TRIGGER price_history_on_create AFTER INSERT ON listings
-    BEGIN
-        INSERT INTO price_history (listing_id, price, changed_at)
-        VALUES (new.id, new.price, new.updated_at);
-    END""",
-    # UPDATE OF price: only statements that set the price; WHEN: only if it really moved, so
-    # a PATCH that leaves the price as it was records nothing.
-    """CREATE TRIGGER price_history_on_change AFTER UPDATE OF price ON listings
-    WHEN old.price <> new.price
-    BEGIN
-        INSERT INTO price_history (listing_id, price, changed_at)
-        VALUES (new.id, new.price, new.updated_at);
-        UPDATE listings SET price_changed_at = new.updated_at WHERE id = new.id;
-    END""",
-    # In the DELETE's own statement; no foreign key, whose cascade SQLite applies only on
-    # connections that turned foreign_keys on (PostgreSQL: REFERENCES ... ON DELETE CASCADE).
-    """CREATE TRIGGER price_history_on_delete AFTER DELETE ON listings
-    BEGIN
-        DELETE FROM price_history WHERE listing_id = old.id;
-    END""",
-    # Listings made before this version: one point, their current price at their updated_at.
-    """INSERT INTO price_history (listing_id, price, changed_at)
-        SELECT id, price, updated_at FROM listings""",
-)
+# The tables, indexes and price-history triggers: migrations/listing/{sqlite,postgresql}/*.sql.
 COLUMNS = "id, user_id, listing_type, price, created_at, updated_at"
 ROW_JSON = json_object_sql(COLUMNS)
 # How each list filter becomes a condition; the keys are those of validation.LISTING_FILTERS.
@@ -112,9 +41,16 @@ class ListingStore(SqliteStore):
     """All SQL of the listing service. A listing comes back as a dict, a page as its rows'
     JSON texts; both in the contract's key order."""
 
-    SCHEMA = SCHEMA
+    SERVICE = "listing"
     TABLE = "listings"
-    UPGRADES = (PRICE_HISTORY,)
+
+    @staticmethod
+    async def legacy_version(db: Any) -> int:
+        """A file made before schema_version: its listings table is migration 1, and PRAGMA
+        user_version counted the one upgrade then known, price history (migration 2)."""
+        if not await table_columns(db, "listings"):
+            return 0
+        return 1 + min(await user_version(db), 1)
 
     async def create(self, user_id: int, listing_type: str, price: int) -> dict[str, Any]:
         stamp = now_us()
@@ -213,12 +149,126 @@ class ListingStore(SqliteStore):
         return rows[0][0]
 
 
+# PostgreSQL's conditions take numbered parameters: each filter's SQL, given its number.
+PG_FILTER_CONDITIONS = {
+    "user_id": "user_id = ${}",
+    "listing_type": "listing_type = ${}",
+    "min_price": "price >= ${}",
+    "max_price": "price <= ${}",
+    "price_changed_since": "price_changed_at > ${}",  # the planner has statistics: no hint
+}
+
+
+class PgListingStore(PgStore):
+    """The listing service's SQL for PostgreSQL: the same methods, answers and errors as
+    ListingStore, byte for byte (tests/test_backends_agree.py)."""
+
+    SERVICE = "listing"
+    TABLE = "listings"
+
+    async def create(self, user_id: int, listing_type: str, price: int) -> dict[str, Any]:
+        stamp = now_us()
+        rows = await self.fetch_all(
+            f"INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
+            f" VALUES ($1, $2, $3, $4, $4) RETURNING {COLUMNS}",
+            (user_id, listing_type, price, stamp),
+        )
+        return dict(rows[0])
+
+    async def bulk_create(self, rows: Iterable[tuple[int, str, int, int]]) -> None:
+        """Insert (user_id, listing_type, price, created_at) rows at once, for seeding."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.executemany(
+                "INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
+                " VALUES ($1, $2, $3, $4, $4)", list(rows))
+
+    async def get(self, listing_id: int) -> dict[str, Any]:
+        rows = await self.fetch_all(
+            f"SELECT {COLUMNS} FROM listings WHERE id = $1", (listing_id,))
+        if not rows:
+            raise NotFound("listing", listing_id)
+        return dict(rows[0])
+
+    async def update(self, listing_id: int, if_match: v.IfMatch | None = None,
+                     **changes: Any) -> dict[str, Any]:
+        """As ListingStore.update; GREATEST is SQLite's two-argument max()."""
+        columns = [column for column in EDITABLE_COLUMNS if column in changes]
+        if not columns or len(columns) != len(changes):
+            raise ValueError(f"update takes some of {EDITABLE_COLUMNS}, not {list(changes)}")
+        assignments = "".join(f"{column} = ${n}, " for n, column in enumerate(columns, 1))
+        n = len(columns)
+        condition, versions = self.version_condition(if_match, n + 3)
+        rows = await self.fetch_all(
+            f"UPDATE listings SET {assignments}updated_at = GREATEST(${n + 1}, updated_at + 1)"
+            f" WHERE id = ${n + 2}{condition} RETURNING {COLUMNS}",
+            (*(changes[column] for column in columns), now_us(), listing_id, *versions),
+        )
+        if not rows:
+            raise await self.unwritten("listing", listing_id)
+        return dict(rows[0])
+
+    async def delete(self, listing_id: int, if_match: v.IfMatch | None = None) -> None:
+        condition, versions = self.version_condition(if_match, 2)
+        rows = await self.fetch_all(
+            f"DELETE FROM listings WHERE id = $1{condition} RETURNING id",
+            (listing_id, *versions))
+        if not rows:
+            raise await self.unwritten("listing", listing_id)
+
+    async def prices(self, listing_id: int, since: int = 0, until: int = v.MAX_INT64,
+                     include_prior: bool = False) -> list[dict[str, int]]:
+        """As ListingStore.prices: one statement, the same SQL with numbered parameters."""
+        start = "$3"
+        parameters: list[Any] = [listing_id, until, since]
+        if include_prior:
+            start = ("coalesce((SELECT max(changed_at) FROM price_history"
+                     " WHERE listing_id = $1 AND changed_at <= $3), $3)")
+        rows = await self.fetch_all(
+            "SELECT h.price, h.changed_at FROM listings l"
+            " LEFT JOIN price_history h ON h.listing_id = l.id"
+            f" AND h.changed_at <= $2 AND h.changed_at >= {start}"
+            " WHERE l.id = $1 ORDER BY h.changed_at", parameters)
+        if not rows:
+            raise NotFound("listing", listing_id)
+        return [{"price": price, "changed_at": changed_at}
+                for price, changed_at in rows if changed_at is not None]
+
+    async def page(self, page: v.Page, **filters: Any) -> list[str]:
+        rows = await self.fetch_all(*self.page_query(page, **filters))
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def page_query(page: v.Page, **filters: Any) -> tuple[str, list[Any]]:
+        conditions = [PG_FILTER_CONDITIONS[name].format(n)
+                      for n, name in enumerate(filters, 1)]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        n = len(conditions)
+        return (row_json_sql(f"SELECT {COLUMNS} FROM listings {where}"
+                             f" ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}"),
+                [*filters.values(), page.size, page.offset])
+
+    async def count(self) -> int:
+        rows = await self.fetch_all("SELECT count(*) FROM listings")
+        return rows[0][0]
+
+
+# What the handlers hold: either store, the same methods and answers.
+Store = ListingStore | PgListingStore
+
+
+async def open_store(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Store:
+    """The store `database_url` names: sqlite:///<path> or postgresql://..."""
+    if database_kind(database_url) == "postgresql":
+        return await PgListingStore.open(database_url, pool_size)
+    return await ListingStore.open(sqlite_path(database_url))
+
+
 CREATE_RULES = {"user_id": v.integer(1), "listing_type": v.listing_type, "price": v.integer(1)}
 EDIT_RULES = {column: CREATE_RULES[column] for column in EDITABLE_COLUMNS}
 
 
 class ListingsHandler(JsonHandler):
-    def initialize(self, store: ListingStore) -> None:
+    def initialize(self, store: Store) -> None:
         self.store = store
 
     async def get(self) -> None:
@@ -232,7 +282,7 @@ class ListingsHandler(JsonHandler):
 
 
 class PricesHandler(JsonHandler):
-    def initialize(self, store: ListingStore) -> None:
+    def initialize(self, store: Store) -> None:
         self.store = store
 
     async def get(self, raw_id: str) -> None:
@@ -242,7 +292,7 @@ class PricesHandler(JsonHandler):
 
 
 class ListingHandler(JsonHandler):
-    def initialize(self, store: ListingStore) -> None:
+    def initialize(self, store: Store) -> None:
         self.store = store
 
     async def get(self, raw_id: str) -> None:
@@ -262,7 +312,7 @@ class ListingHandler(JsonHandler):
         self.no_content()
 
 
-def make_app(store: ListingStore, **settings: Any) -> Application:
+def make_app(store: Store, **settings: Any) -> Application:
     """The routing table; `settings` are those of `json_application` (debug, limits, token)."""
     deps = {"store": store}
     return json_application([
@@ -279,7 +329,7 @@ def make_app(store: ListingStore, **settings: Any) -> Application:
 async def main(argv: Sequence[str] | None = None) -> None:
     options = data_service_options(port=6000, db_path="listings.db")
     parse(options, argv, "listing")
-    store = await ListingStore.open(options.db_path)
+    store = await open_store(database_url(options), options.db_pool_size)
     try:
         await serve(make_app(store, **app_settings(options)), options)
     finally:

@@ -1,6 +1,7 @@
-"""User service: the people who list homes, in its own SQLite file.
+"""User service: the people who list homes, in its own database.
 
-    python user_service.py --port=7000 --db_path=users.db
+    python user_service.py --port=7000 --db_path=users.db        # SQLite
+    python user_service.py --database_url=postgresql://portal@db:5432/users
 
 Internal: it listens on loopback by default and speaks form-encoded bodies, JSON answers.
 `GET /users?ids=3,1,7` serves the public API one page's users in one request.
@@ -17,29 +18,15 @@ from typing import Any
 from tornado.web import Application
 
 from common import validation as v
-from common.db import SqliteStore, insert_many, json_object_sql, now_us, open_database
+from common.db import SqliteStore, insert_many, json_object_sql, now_us, table_columns
 from common.errors import NotFound
 from common.openapi import openapi_route
 from common.passwords import Passwords
-from common.server import app_settings, data_service_options, parse, run, serve
+from common.pg import DEFAULT_POOL_SIZE, PgStore, database_kind, row_json_sql, sqlite_path
+from common.server import app_settings, data_service_options, database_url, parse, run, serve
 from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    name       TEXT    NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS users_newest ON users (created_at DESC, id DESC);
--- Failed logins per user id, any id (one of no user too: a lockout must not tell them apart).
-CREATE TABLE IF NOT EXISTS login_failures (
-    user_id   INTEGER NOT NULL,
-    failed_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS login_failures_by_user ON login_failures (user_id, failed_at);
-CREATE INDEX IF NOT EXISTS login_failures_by_time ON login_failures (failed_at);
-"""
+# The tables and indexes: migrations/user/{sqlite,postgresql}/*.sql.
 # Added to databases made before passwords existed; NULL: the user has no password. Never in
 # COLUMNS, so no answer can carry it.
 PASSWORD_COLUMN = "password_hash"
@@ -53,20 +40,17 @@ class UserStore(SqliteStore):
     """All SQL of the user service. A user comes back as a dict, a list as its rows' JSON
     texts; both in the contract's key order."""
 
-    SCHEMA = SCHEMA
+    SERVICE = "user"
     TABLE = "users"
 
-    @classmethod
-    async def open(cls, path: str) -> UserStore:
-        db = await open_database(path, SCHEMA)
-        try:
-            columns = [row[1] for row in await db.execute_fetchall("PRAGMA table_info(users)")]
-            if PASSWORD_COLUMN not in columns:
-                await db.execute(f"ALTER TABLE users ADD COLUMN {PASSWORD_COLUMN} TEXT")
-        except BaseException:
-            await db.close()
-            raise
-        return cls(db)
+    @staticmethod
+    async def legacy_version(db: Any) -> int:
+        """A file made before schema_version: its tables are migration 1, and the password
+        column (which code then added when missing) migration 2."""
+        columns = await table_columns(db, "users")
+        if not columns:
+            return 0
+        return 2 if PASSWORD_COLUMN in columns else 1
 
     async def create(self, name: str, password_hash: str | None = None) -> dict[str, Any]:
         stamp = now_us()
@@ -164,6 +148,110 @@ class UserStore(SqliteStore):
         return [row[0] for row in rows]
 
 
+class PgUserStore(PgStore):
+    """The user service's SQL for PostgreSQL: the same methods, answers and errors as
+    UserStore, byte for byte (tests/test_backends_agree.py)."""
+
+    SERVICE = "user"
+    TABLE = "users"
+
+    async def create(self, name: str, password_hash: str | None = None) -> dict[str, Any]:
+        stamp = now_us()
+        rows = await self.fetch_all(
+            f"INSERT INTO users (name, created_at, updated_at, {PASSWORD_COLUMN})"
+            f" VALUES ($1, $2, $2, $3) RETURNING {COLUMNS}",
+            (name, stamp, password_hash),
+        )
+        return dict(rows[0])
+
+    async def password_hash(self, user_id: int) -> str | None:
+        rows = await self.fetch_all(
+            f"SELECT {PASSWORD_COLUMN} FROM users WHERE id = $1", (user_id,))
+        return rows[0][0] if rows else None
+
+    async def set_password_hash(self, user_id: int, password_hash: str,
+                                if_match: v.IfMatch | None = None) -> dict[str, Any]:
+        condition, versions = self.version_condition(if_match, 4)
+        rows = await self.fetch_all(
+            f"UPDATE users SET {PASSWORD_COLUMN} = $1, updated_at = GREATEST($2, updated_at + 1)"
+            f" WHERE id = $3{condition} RETURNING {COLUMNS}",
+            (password_hash, now_us(), user_id, *versions),
+        )
+        if not rows:
+            raise await self.unwritten("user", user_id)
+        return dict(rows[0])
+
+    async def retry_after_us(self, user_id: int, window_us: int, limit: int) -> int:
+        now = now_us()
+        rows = await self.fetch_all(
+            "SELECT failed_at FROM login_failures WHERE user_id = $1 AND failed_at > $2"
+            " ORDER BY failed_at DESC LIMIT $3", (user_id, now - window_us, limit))
+        if len(rows) < limit:
+            return 0
+        return max(1, rows[-1][0] + window_us - now)
+
+    async def record_failure(self, user_id: int, window_us: int) -> None:
+        now = now_us()
+        await self.fetch_all("INSERT INTO login_failures (user_id, failed_at) VALUES ($1, $2)",
+                             (user_id, now))
+        await self.fetch_all("DELETE FROM login_failures WHERE failed_at <= $1",
+                             (now - window_us,))
+
+    async def clear_failures(self, user_id: int) -> None:
+        await self.fetch_all("DELETE FROM login_failures WHERE user_id = $1", (user_id,))
+
+    async def bulk_create(self, rows: Iterable[tuple[str, int]]) -> None:
+        """Insert (name, created_at) rows at once, for seeding."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.executemany(
+                "INSERT INTO users (name, created_at, updated_at) VALUES ($1, $2, $2)",
+                list(rows))
+
+    async def get(self, user_id: int) -> dict[str, Any]:
+        rows = await self.fetch_all(f"SELECT {COLUMNS} FROM users WHERE id = $1", (user_id,))
+        if not rows:
+            raise NotFound("user", user_id)
+        return dict(rows[0])
+
+    async def update(self, user_id: int, name: str,
+                     if_match: v.IfMatch | None = None) -> dict[str, Any]:
+        condition, versions = self.version_condition(if_match, 4)
+        rows = await self.fetch_all(
+            f"UPDATE users SET name = $1, updated_at = GREATEST($2, updated_at + 1)"
+            f" WHERE id = $3{condition} RETURNING {COLUMNS}",
+            (name, now_us(), user_id, *versions),
+        )
+        if not rows:
+            raise await self.unwritten("user", user_id)
+        return dict(rows[0])
+
+    async def many(self, ids: list[int]) -> list[str]:
+        """The users among `ids` that exist, in the order of `ids`: WITH ORDINALITY numbers
+        them as json_each does on SQLite."""
+        rows = await self.fetch_all(row_json_sql(
+            "SELECT users.id, users.name, users.created_at, users.updated_at"
+            " FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted (id, n)"
+            " JOIN users ON users.id = wanted.id ORDER BY wanted.n"), (ids,))
+        return [row[0] for row in rows]
+
+    async def page(self, page: v.Page) -> list[str]:
+        rows = await self.fetch_all(row_json_sql(
+            f"SELECT {COLUMNS} FROM users ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"),
+            (page.size, page.offset))
+        return [row[0] for row in rows]
+
+
+# What the handlers hold: either store, the same methods and answers.
+Store = UserStore | PgUserStore
+
+
+async def open_store(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Store:
+    """The store `database_url` names: sqlite:///<path> or postgresql://..."""
+    if database_kind(database_url) == "postgresql":
+        return await PgUserStore.open(database_url, pool_size)
+    return await UserStore.open(sqlite_path(database_url))
+
+
 CREATE_RULES = {"name": v.name}
 PASSWORD_RULES = {"password": v.password}
 LOGIN_RULES = {"user_id": v.integer(1), "password": v.password}
@@ -175,7 +263,7 @@ LOGIN_LIMIT = 10  # failures within the window that lock a user id's logins unti
 class Logins:
     """Password checks with a lockout: LOGIN_LIMIT failures within LOGIN_WINDOW seconds."""
 
-    def __init__(self, store: UserStore, passwords: Passwords,
+    def __init__(self, store: Store, passwords: Passwords,
                  window: float = LOGIN_WINDOW, limit: int = LOGIN_LIMIT) -> None:
         self.store, self.passwords = store, passwords
         self.window_us, self.limit = int(window * 1_000_000), limit
@@ -194,7 +282,7 @@ class Logins:
 
 
 class UsersHandler(JsonHandler):
-    def initialize(self, store: UserStore, passwords: Passwords) -> None:
+    def initialize(self, store: Store, passwords: Passwords) -> None:
         self.store = store
         self.passwords = passwords
 
@@ -215,7 +303,7 @@ class UsersHandler(JsonHandler):
 
 
 class UserHandler(JsonHandler):
-    def initialize(self, store: UserStore, passwords: Passwords) -> None:
+    def initialize(self, store: Store, passwords: Passwords) -> None:
         self.store = store
         self.passwords = passwords
 
@@ -234,7 +322,7 @@ class PasswordHandler(JsonHandler):
     """`POST /users/{id}/password` (password): set a user's password. Internal, as every route
     here; who may do it through the public API is the public API's rule."""
 
-    def initialize(self, store: UserStore, passwords: Passwords) -> None:
+    def initialize(self, store: Store, passwords: Passwords) -> None:
         self.store = store
         self.passwords = passwords
 
@@ -260,7 +348,7 @@ class LoginsHandler(JsonHandler):
         self.send_json({"result": True, "login": await self.logins.check(**fields)})
 
 
-def make_app(store: UserStore, passwords: Passwords | None = None, logins: Logins | None = None,
+def make_app(store: Store, passwords: Passwords | None = None, logins: Logins | None = None,
              **settings: Any) -> Application:
     """The routing table; `settings` are those of `json_application` (debug, limits, token)."""
     passwords = passwords or Passwords()
@@ -283,7 +371,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     options.define("login_limit", default=LOGIN_LIMIT, type=int,
                    help="failed logins within login_window that lock a user's logins (429)")
     parse(options, argv, "user")
-    store = await UserStore.open(options.db_path)
+    store = await open_store(database_url(options), options.db_pool_size)
     passwords = Passwords()
     logins = Logins(store, passwords, options.login_window, options.login_limit)
     try:

@@ -7,9 +7,9 @@
   database is never corrupted. Readers never block the writer.
 - A busy timeout, so a second process on the same file (a backup, the bench seeder) waits
   rather than failing with "database is locked".
-- Upgrades: a store's `SCHEMA` is idempotent (CREATE ... IF NOT EXISTS) and describes the
-  first version of its file; each later change is an entry of its `UPGRADES`, run once per
-  file (see `upgrade`), so a file made by older code is brought up to date when opened.
+- Schema: the numbered SQL files of migrations/<service>/sqlite, applied once per file by
+  common.migrations (BEGIN IMMEDIATE), so a file made by older code is brought up to date
+  when opened. The PostgreSQL stores (common/pg.py) do the same from .../postgresql.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar, cast
 import aiosqlite
 
 from common.errors import Changed, NotFound
+from common.migrations import load, migrate_sqlite
 from common.validation import IfMatch
 
 BUSY_TIMEOUT_MS = 5000
@@ -33,27 +34,31 @@ def now_us() -> int:
 
 
 class SqliteStore:
-    """What both services' stores share: one connection, opened with `SCHEMA`, checked by
-    reading `TABLE`, and conditional writes. A subclass adds its queries and raises the
-    domain errors of common/errors.py."""
+    """What both services' SQLite stores share: one connection, opened with the migrations of
+    `SERVICE`, checked by reading `TABLE`, and conditional writes. A subclass adds its
+    queries and raises the domain errors of common/errors.py."""
 
-    SCHEMA: ClassVar[str]
+    SERVICE: ClassVar[str]  # its folder under migrations/
     TABLE: ClassVar[str]
-    # Step n (from 1) takes the file from version n - 1 to n: its statements, in order.
-    UPGRADES: ClassVar[Sequence[Sequence[str]]] = ()
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
 
     @classmethod
     async def open(cls: type[StoreT], path: str) -> StoreT:
-        db = await open_database(path, cls.SCHEMA)
+        db = await open_database(path)
         try:
-            await upgrade(db, cls.UPGRADES)
+            await migrate_sqlite(db, load(cls.SERVICE, "sqlite"), cls.legacy_version)
         except BaseException:
             await db.close()
             raise
         return cls(db)
+
+    @staticmethod
+    async def legacy_version(db: aiosqlite.Connection) -> int:
+        """How many of the migrations a file made before schema_version already has (0 for a
+        new file); a subclass reads its tables and PRAGMA user_version."""
+        return 0
 
     async def close(self) -> None:
         await self.db.close()
@@ -85,47 +90,29 @@ class SqliteStore:
         await self.fetch_all(f"SELECT id FROM {self.TABLE} LIMIT 1")
 
 
-async def open_database(path: str, schema: str) -> aiosqlite.Connection:
-    """Open (creating if absent) the database at `path` and apply the idempotent `schema`."""
+async def open_database(path: str) -> aiosqlite.Connection:
+    """Open (creating if absent) the SQLite file at `path`, with the settings above."""
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await db.executescript(schema)
     except BaseException:
         await db.close()
         raise
     return db
 
 
-async def version(db: aiosqlite.Connection) -> int:
-    """The file's schema version: the number of `UPGRADES` steps it has had."""
+async def table_columns(db: aiosqlite.Connection, table: str) -> list[str]:
+    """The columns of `table`, none if there is no such table."""
+    return [row[1] for row in await db.execute_fetchall(f"PRAGMA table_info({table})")]
+
+
+async def user_version(db: aiosqlite.Connection) -> int:
+    """PRAGMA user_version: how code before schema_version counted a file's upgrades."""
     rows = await db.execute_fetchall("PRAGMA user_version")
     return int(next(iter(rows))[0])
-
-
-async def upgrade(db: aiosqlite.Connection, steps: Sequence[Sequence[str]]) -> None:
-    """Run each step of `steps` the file has not had yet, exactly once.
-
-    A step and the new version number (SQLite's `PRAGMA user_version`, kept in the file's
-    header) are committed in one transaction: a crash leaves the file before or after the
-    step, never half-way, and a step is never run twice. BEGIN IMMEDIATE takes the write
-    lock before the version is read, so two processes opening one file at once cannot both
-    run a step. Only at open, before the connection is shared by requests.
-    """
-    for number, statements in enumerate(steps, start=1):
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            if await version(db) < number:
-                for statement in statements:
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {number}")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-        await db.execute("COMMIT")
 
 
 def json_object_sql(columns: str, table: str = "") -> str:

@@ -51,11 +51,22 @@ def service_options(port: int, address: str) -> OptionParser:
 def data_service_options(port: int, db_path: str) -> OptionParser:
     """The options of the two data services: those of every service, a database, a token."""
     options = service_options(port=port, address="127.0.0.1")
-    options.define("db_path", default=db_path, help="path of the SQLite file")
+    options.define("db_path", default=db_path,
+                   help="path of the SQLite file (when --database_url is not given)")
+    options.define("database_url", default="",
+                   help="sqlite:///<path> (sqlite:////abs/path) or"
+                        " postgresql://user@host:port/dbname (default: sqlite:///<db_path>)")
+    options.define("db_pool_size", default=10, type=int,
+                   help="PostgreSQL only: most connections the service opens (asyncpg pool)")
     options.define("internal_token", default="",
                    help="token every request but /ping and /ready must carry in"
                         " X-Internal-Token (default: $INTERNAL_TOKEN; empty: none)")
     return options
+
+
+def database_url(options: OptionParser) -> str:
+    """The database a data service opens: --database_url, else its --db_path's file."""
+    return options.database_url or f"sqlite:///{options.db_path}"
 
 
 # Options whose default comes from the environment: read here and nowhere else, after

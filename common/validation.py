@@ -90,7 +90,10 @@ def _text(value: Any, low: int, high: int, what: str, *, trim: bool) -> str:
 
 
 def name(value: Any) -> str:
-    return _text(value, 1, MAX_NAME_LENGTH, " after trimming", trim=True)
+    trimmed = _text(value, 1, MAX_NAME_LENGTH, " after trimming", trim=True)
+    if "\x00" in trimmed:  # PostgreSQL's text cannot hold it: refused on both backends alike
+        raise FieldError("must not contain U+0000 (NUL)")
+    return trimmed
 
 
 def password(value: Any) -> str:

@@ -161,8 +161,8 @@ def cluster_procfile(processes: int, public_port: int, listing_port: int, user_p
                     user_port=user_port, upstreams=ports, public_address="0.0.0.0")
     ready = (f"until {server_bin() / 'pg_isready'} -q -h 127.0.0.1 -p {postgres_port};"
              " do sleep 0.2; done; exec")
-    lines = [f"postgres: exec {shlex.join(server)}",
-             f"nginx: exec {shlex.join([nginx_binary(), '-c', str(config), '-p', str(config.parent)])}"]
+    nginx = [nginx_binary(), "-c", str(config), "-p", str(config.parent)]
+    lines = [f"postgres: exec {shlex.join(server)}", f"nginx: exec {shlex.join(nginx)}"]
     for name, script in (("listing", "listing_service.py"), ("user", "user_service.py")):
         for n, port in enumerate(ports[name], 1):
             lines.append(f"{name}{n}: {ready} python {script} --port={port}"
@@ -185,7 +185,7 @@ def main() -> None:
         _environment_number("POSTGRES_PORT", 5433)))
     env = {**os.environ, "AUTH_SECRET": auth_secret(STATE),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    print(f"make cluster: {processes} process(es) of each service behind nginx;"
+    print(f"make cluster: {processes} process(es) of each service behind nginx;"  # noqa: T201
           f" PostgreSQL's data in {STATE / 'postgres'}; Ctrl-C stops everything", flush=True)
     os.execvpe("honcho", ["honcho", "start", "-f", str(procfile), "-d", str(ROOT)], env)
 

@@ -246,13 +246,17 @@ class Stack:
 
 
 def start_stack(tmp: Path, *args: str, public_args: tuple[str, ...] = (),
-                env: dict[str, str] | None = None) -> Stack:
+                env: dict[str, str] | None = None,
+                database_urls: tuple[str, str] | None = None) -> Stack:
     """Listing, user and public API on free ports; `args` go to all three, `public_args` to
-    the public API only. Databases live under `tmp`."""
+    the public API only. Databases live under `tmp`, or at `database_urls` (listing, user)."""
     started: list[Service] = []
     try:
-        for script, db in (("listing_service.py", "listings.db"), ("user_service.py", "users.db")):
-            started.append(start_service(script, tmp, f"--db_path={tmp / db}", *args, env=env))
+        for n, (script, db) in enumerate((("listing_service.py", "listings.db"),
+                                          ("user_service.py", "users.db"))):
+            database = (f"--database_url={database_urls[n]}" if database_urls
+                        else f"--db_path={tmp / db}")
+            started.append(start_service(script, tmp, database, *args, env=env))
         listing, user = started
         started.append(start_service(
             "public_api.py", tmp, f"--listing_service_url={listing.url}",

@@ -16,6 +16,7 @@ from tests.support.apps import Served, serve_app, stop_app
 from tests.support.checks import LISTING_KEYS, assert_error, assert_listing, is_int, listed
 from tests.support.data import create_listing
 from tests.support.http import call
+from tests.support.stores import run_sql
 
 FORM = {"user_id": "1", "listing_type": "rent", "price": "6000"}
 
@@ -24,14 +25,12 @@ async def listings(svc: Served, query: str = "") -> list[dict]:
     return await listed(f"{svc.url}/listings?{query}", "listings", assert_listing)
 
 
-async def insert(store: listing_service.ListingStore, user_id: int, created_at: int) -> int:
+async def insert(store: listing_service.Store, user_id: int, created_at: int) -> int:
     """A row with a chosen timestamp, straight into the service's own database."""
-    cursor = await store.db.execute(
-        "INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
-        " VALUES (?, 'sale', 100, ?, ?)", (user_id, created_at, created_at))
-    await cursor.close()
-    assert cursor.lastrowid is not None  # an INSERT always sets it
-    return cursor.lastrowid
+    rows = await run_sql(
+        store, "INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
+        " VALUES (?, 'sale', 100, ?, ?) RETURNING id", (user_id, created_at, created_at))
+    return rows[0][0]
 
 
 # --- create ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from tests.support.checks import (
 from tests.support.data import create_listing, create_user
 from tests.support.fake import Answer, Request
 from tests.support.http import Reply, call
+from tests.support.stores import run_sql
 
 LISTING = {"user_id": 1, "listing_type": "rent", "price": 6000}
 
@@ -261,12 +262,12 @@ async def test_list_of_an_empty_system(public, user_svc):
 async def test_a_listing_without_its_user_has_a_null_user(public, listing_store):
     ann = await create_user(public, "Ann")
     kept = await create_listing(public, ann["id"])
-    cursor = await listing_store.db.execute(
+    rows = await run_sql(
+        listing_store,
         "INSERT INTO listings (user_id, listing_type, price, created_at, updated_at)"
         " VALUES (999, 'sale', 5, ?, ?) RETURNING id, user_id, listing_type, price,"
         " created_at, updated_at", (kept["created_at"] + 1, kept["created_at"] + 1))
-    orphan = dict(await cursor.fetchone())
-    await cursor.close()
+    orphan = dict(rows[0])
     assert await public_listings(public) == [stitched(orphan, None), stitched(kept, ann)]
     assert await public_listings(public, "user_id=999") == [stitched(orphan, None)]
 

@@ -12,6 +12,7 @@ from tornado.web import HTTPError
 
 from common.db import SqliteStore, now_us
 from common.errors import NotFound, http_error
+from common.pg import PgStore
 from tests.support.http import call
 
 
@@ -52,8 +53,10 @@ async def test_not_found_answers_404_json_and_is_not_logged_as_a_bug(listing_svc
 
 
 @pytest.mark.gen_test
-async def test_both_stores_share_open_check_close_and_the_clock(listing_store, user_store):
-    assert isinstance(listing_store, SqliteStore) and isinstance(user_store, SqliteStore)
+async def test_both_stores_share_open_check_close_and_the_clock(listing_store, user_store,
+                                                                backend):
+    base = SqliteStore if backend == "sqlite" else PgStore
+    assert isinstance(listing_store, base) and isinstance(user_store, base)
     await listing_store.check()
     await user_store.check()
     assert now_us() > 1_700_000_000_000_000  # microseconds, not seconds or nanoseconds

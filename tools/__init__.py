@@ -1,0 +1,1 @@
+"""Operators' commands, run as `python -m tools.<name>` from the project folder."""
