@@ -159,7 +159,7 @@ def cluster_procfile(processes: int, public_port: int, listing_port: int, user_p
                                 ("public", public_port))}
     config = render(STATE / "nginx", public_port=public_port, listing_port=listing_port,
                     user_port=user_port, upstreams=ports, public_address="0.0.0.0")
-    ready = (f"until {server_bin() / 'pg_isready'} -q -h 127.0.0.1 -p {postgres_port};"
+    ready = (f"until {server_bin() / 'pg_isready'} -q -U postgres -h 127.0.0.1 -p {postgres_port};"
              " do sleep 0.2; done; exec")
     nginx = [nginx_binary(), "-c", str(config), "-p", str(config.parent)]
     lines = [f"postgres: exec {shlex.join(server)}", f"nginx: exec {shlex.join(nginx)}"]
