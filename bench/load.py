@@ -73,7 +73,8 @@ def _children(pid: int) -> list[int]:
 def _label(pid: int) -> str:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     # public_api first: its command line names the listing and user services' URLs
-    for name in ("public_api", "listing_service", "user_service", "honcho", "hello", "floor"):
+    for name in ("public_api", "listing_service", "user_service", "honcho", "hello", "floor",
+                 "nginx", "postgres"):
         if name in cmdline:
             return name.split("_")[0]
     return f"pid{pid}"
@@ -83,14 +84,19 @@ class ProcessCpu:
     """CPU seconds of a process and its descendants, by service name."""
 
     def __init__(self, *roots: int) -> None:
-        pids, queue = [], list(roots)
-        while queue:
-            pid = queue.pop()
-            pids.append(pid)
-            queue.extend(_children(pid))
-        self.labels = {pid: _label(pid) for pid in pids}
+        self.roots = roots
+        self.labels: dict[int, str] = {}
 
     def sample(self) -> dict[str, float]:
+        # The tree is read again at every sample: a server forks workers under load
+        # (PostgreSQL a backend per pooled connection), and those count from their start.
+        queue = list(self.roots)
+        while queue:
+            pid = queue.pop()
+            if pid not in self.labels:
+                with contextlib.suppress(OSError):
+                    self.labels[pid] = _label(pid)
+            queue.extend(_children(pid))
         totals: dict[str, float] = {}
         for pid, label in self.labels.items():
             with contextlib.suppress(OSError):  # a process that has just exited
@@ -104,21 +110,21 @@ _ACCESS = re.compile(r" (?:INFO|WARNING|ERROR)\s+(\w+) \[[^\]]*\] tornado\.acces
 
 
 class AccessLog:
-    """Counts access-log lines per service in a log, from a remembered position on."""
+    """Counts access-log lines per service in some logs, from a remembered position on."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
+    def __init__(self, *paths: Path) -> None:
+        self.offsets = dict.fromkeys(paths, 0)
 
     def mark(self) -> None:
-        self.offset = self.path.stat().st_size
+        self.offsets = {path: path.stat().st_size for path in self.offsets}
 
     def count_since_mark(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        with open(self.path, "rb") as log:
-            log.seek(self.offset)
-            for raw in log:
-                match = _ACCESS.search(raw.decode("utf-8", "replace"))
-                if match:
-                    counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+        for path, offset in self.offsets.items():
+            with open(path, "rb") as log:
+                log.seek(offset)
+                for raw in log:
+                    match = _ACCESS.search(raw.decode("utf-8", "replace"))
+                    if match:
+                        counts[match.group(1)] = counts.get(match.group(1), 0) + 1
         return counts

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.deployments import Deployment, on_postgres, sqlite_trio
 from bench.load import AccessLog, Load, ProcessCpu, run_wrk
-from bench.seed import count_listings, seed
-from harness.processes import ROOT, Service, Trio, http, start_service, start_trio
+from bench.seed import seed
+from harness.processes import ROOT, Service, http, start_service
 
 RESULTS = Path(__file__).with_name("results")
 TARGETS = {"public_p10": 0.25, "public_post": 0.12}  # share of the hello-world ceiling
@@ -43,6 +44,9 @@ class Scenario:
     path: str
     mode: str = ""
     honcho: bool = False  # the services started by honcho, as `make run` does
+    # "sqlite": the Procfile's processes; "postgresql": the same three on PostgreSQL;
+    # "cluster": two of each behind nginx on PostgreSQL, as `make cluster` runs them.
+    setup: str = "sqlite"
 
 
 SCENARIOS = [
@@ -66,6 +70,14 @@ SCENARIOS = [
     Scenario("hello_again", "hello-world again (drift check)", "hello", "/"),
     Scenario("public_p10_honcho", "the page size 10 again, under honcho", "public",
              "/public-api/listings?page_size=10", honcho=True),
+    Scenario("pg_p10", "the page size 10, on PostgreSQL", "public",
+             "/public-api/listings?page_size=10", setup="postgresql"),
+    Scenario("pg_post", "POST /public-api/listings, on PostgreSQL", "public",
+             "/public-api/listings", "post", setup="postgresql"),
+    Scenario("cluster_p10", "the page size 10, 2 of each behind nginx", "public",
+             "/public-api/listings?page_size=10", setup="cluster"),
+    Scenario("cluster_post", "POST /public-api/listings, 2 of each, nginx", "public",
+             "/public-api/listings", "post", setup="cluster"),
 ]
 SCALE_PAGES = (1, 500)
 
@@ -79,12 +91,13 @@ def machine() -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, trio: Trio, references: dict[str, str],
-                 cpu: ProcessCpu, folder: Path) -> None:
+    def __init__(self, args: argparse.Namespace, deployment: Deployment,
+                 references: dict[str, str], cpu: ProcessCpu) -> None:
         """`references`: the URLs of the hello-world ceiling and the floor page."""
-        self.args, self.trio, self.cpu, self.folder = args, trio, cpu, folder
-        self.urls = {**references, "public": trio.public_url, "listing": trio.listing_url}
-        self.log = AccessLog(trio.log_path)
+        self.args, self.deployment, self.cpu = args, deployment, cpu
+        self.urls = {**references, "public": deployment.public_url,
+                     "listing": deployment.listing_url}
+        self.log = AccessLog(*deployment.logs)
         self.account: dict[str, str] = {}
 
     def load(self, scenario: Scenario, seconds: float) -> Load:
@@ -97,7 +110,7 @@ class Bench:
 
     def sign_up(self) -> dict[str, str]:
         """A user with a password, a listing of theirs and a token, for login and patch."""
-        url = self.trio.public_url + "/public-api"
+        url = self.deployment.public_url + "/public-api"
         password = "bench password"
         user = http("POST", url + "/users", {"name": "Bench", "password": password})[1]["user"]
         listing = http("POST", url + "/listings",
@@ -112,7 +125,7 @@ class Bench:
               f"measure {self.args.seconds:g}s ...", flush=True)
         run_wrk(self.load(scenario, self.args.warmup))
         time.sleep(0.3)
-        listings_before = count_listings(self.folder / "listings.db")
+        listings_before = self.deployment.listings()
         self.log.mark()
         cpu_before = self.cpu.sample()
         result = run_wrk(self.load(scenario, self.args.seconds))
@@ -132,7 +145,7 @@ class Bench:
             result["user_calls_per_request"] = round(seen.get("user", 0) / public, 3)
             result["listing_calls_per_request"] = round(seen.get("listing", 0) / public, 3)
         if scenario.mode == "post":
-            created = count_listings(self.folder / "listings.db") - listings_before
+            created = self.deployment.listings() - listings_before
             result["created"] = created
             result["lost"] = max(0, result["ok"] - created)  # acknowledged but not stored
         return result
@@ -141,7 +154,7 @@ class Bench:
         """Page latency at concurrency 1: cost of one request, not of queueing."""
         figures = {}
         for page in SCALE_PAGES:
-            url = f"{self.trio.public_url}/public-api/listings?page_num={page}&page_size=10"
+            url = f"{self.deployment.public_url}/public-api/listings?page_num={page}&page_size=10"
             run_wrk(Load(url, 1, 1))
             summary = run_wrk(Load(url, self.args.scale_seconds, 1))
             figures[f"page_{page}"] = {"p50_ms": summary["p50_us"] / 1000,
@@ -177,15 +190,6 @@ def seeded(folder: Path, args: argparse.Namespace, listings: int) -> Path:
     return folder
 
 
-def started(folder: Path, work: Callable[[Trio], Any], honcho: bool = False) -> Any:
-    """Start the trio on the databases in `folder`, run `work(trio)`, stop the trio."""
-    trio = start_trio(folder, honcho=honcho)
-    try:
-        return work(trio)
-    finally:
-        trio.stop()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured run per scenario")
@@ -216,28 +220,33 @@ def main() -> None:
         references.extend(floor)
         urls = {"hello": hello.url, "floor": floor[-1].url}  # the floor's public process
 
-        def main_run(scenarios: list[Scenario], trio: Trio, scale: bool) -> None:
-            cpu = ProcessCpu(*(p.popen.pid for p in trio.processes),
+        def main_run(scenarios: list[Scenario], deployment: Deployment, scale: bool) -> None:
+            cpu = ProcessCpu(*deployment.pids,
                              *(r.process.popen.pid for r in references if r.process))
-            bench = Bench(args, trio, urls, cpu, folder / "main")
+            bench = Bench(args, deployment, urls, cpu)
             for scenario in scenarios:
                 report["scenarios"].append(bench.run(scenario))
             if scale:
                 report["scale"][f"{args.listings}"] = bench.latency(f"{args.listings:,} listings")
 
         data = seeded(folder / "main", args, args.listings)
-        direct = [s for s in chosen if not s.honcho]
-        via_honcho = [s for s in chosen if s.honcho]
-        started(data, lambda trio: main_run(direct, trio, scale=bool(args.scale)))
-        if via_honcho:
-            print("  the same services under honcho, as `make run` starts them")
-            started(data, lambda trio: main_run(via_honcho, trio, scale=False), honcho=True)
+        setups: list[tuple[str, Callable[[], Any]]] = [
+            ("sqlite", lambda: sqlite_trio(data)),
+            ("honcho", lambda: sqlite_trio(data, honcho=True)),
+            ("postgresql", lambda: on_postgres(data)),
+            ("cluster", lambda: on_postgres(data, processes=2))]
+        for setup, deploy in setups:
+            scenarios = [s for s in chosen if (setup == "honcho") == s.honcho
+                         and s.setup == ("sqlite" if setup == "honcho" else setup)]
+            if not scenarios:
+                continue
+            print(f"  set-up: {setup}")
+            with deploy() as deployment:
+                main_run(scenarios, deployment, scale=setup == "sqlite" and bool(args.scale))
         if args.scale:
-            def scale_run(trio: Trio) -> None:
-                bench = Bench(args, trio, urls, ProcessCpu(), folder / "scale")
+            with sqlite_trio(seeded(folder / "scale", args, args.scale)) as deployment:
+                bench = Bench(args, deployment, urls, ProcessCpu())
                 report["scale"][f"{args.scale}"] = bench.latency(f"{args.scale:,} listings")
-
-            started(seeded(folder / "scale", args, args.scale), scale_run)
     finally:
         for reference in references:
             reference.stop()
@@ -264,6 +273,13 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"{r['what']:<42} {r['rps']:>8,.0f} {r['ratio']:>6.3f} {r['p50_us'] / 1000:>7.2f} "
               f"{r['p99_us'] / 1000:>7.2f} {r['errors']:>6} "
               f"{r.get('user_calls_per_request', '-'):>8} {r.get('lost', '-'):>5} {cpu:>14.3f}")
+    print("\nservice CPU ms per request, by kind of process (all its processes together):")
+    for r in report["scenarios"]:
+        if r["scenario"].startswith(("hello", "floor")):
+            continue
+        print(f"  {r['scenario']:<18} " + ", ".join(
+            f"{label} {ms:.3f}" for label, ms in sorted(r["cpu_ms_per_request"].items())
+            if label != "wrk"))
     by_name = {r["scenario"]: r for r in report["scenarios"]}
     if "floor" in by_name and "public_p10" in by_name:
         report["page_to_floor"] = round(by_name["public_p10"]["rps"] / by_name["floor"]["rps"], 3)
