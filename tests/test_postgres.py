@@ -17,8 +17,7 @@ import asyncpg
 
 import listing_service
 import user_service
-from harness.processes import ROOT, Service, free_port, http, start_stack
-from tests.test_system_durability import assert_all_there
+from harness.processes import ROOT, Service, free_port, http
 
 MIGRATED = {"listing_service.py": ["0001_listings.sql", "0002_price_history.sql"],
             "user_service.py": ["0001_users.sql", "0002_password_hash.sql"]}
@@ -59,29 +58,6 @@ def test_four_processes_on_one_fresh_database_apply_each_migration_once(
                     service.stop(signal.SIGKILL)
             for service in services:
                 service.log_path.unlink()
-
-
-def test_acknowledged_writes_on_postgresql_survive_sigkill_and_restart(
-        tmp_path: Path, pg_database: Callable[[str], str]) -> None:
-    stack = start_stack(tmp_path, database_urls=(pg_database("listings"), pg_database("users")))
-    try:
-        users, listings = [], []
-        for n in range(20):
-            status, body = http("POST", stack.public.url + "/public-api/users",
-                                {"name": f"Owner {n} \u00e9\u6771"})
-            assert status == 201, body
-            users.append(body["user"])
-            status, body = http("POST", stack.public.url + "/public-api/listings",
-                                {"user_id": users[-1]["id"], "listing_type": "sale",
-                                 "price": 1000 + n})
-            assert status == 201, body
-            listings.append(body["listing"])
-        for service in (stack.listing, stack.user):
-            assert service.stop(signal.SIGKILL) == -signal.SIGKILL
-            service.start()  # same port, same database
-        assert_all_there(stack, users, listings)
-    finally:
-        stack.stop()
 
 
 # --- moving up: tools/copy_to_postgres.py ----------------------------------------------------
