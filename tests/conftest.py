@@ -98,6 +98,26 @@ def public(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[S
     stop_app(io_loop, served)
 
 
+# The origins the CORS tests' public API allows (tests/test_web_clients.py).
+CORS_ORIGINS = "http://127.0.0.1:18500,https://portal.example"
+
+
+@pytest.fixture
+def public_cors(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[Served]:
+    """The public API with --cors_origins set to CORS_ORIGINS."""
+    served = make_public(io_loop, listing_svc.url, user_svc.url, cors=CORS_ORIGINS)
+    yield served
+    stop_app(io_loop, served)
+
+
+@pytest.fixture
+def public_any_origin(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[Served]:
+    """The public API with --cors_origins='*'."""
+    served = make_public(io_loop, listing_svc.url, user_svc.url, cors="*")
+    yield served
+    stop_app(io_loop, served)
+
+
 @pytest.fixture
 def make_fake(io_loop: IOLoop) -> Iterator[Callable[..., FakeService]]:
     """Fake downstream services (tests/support/fake.py), stopped when the test ends."""
