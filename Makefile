@@ -23,7 +23,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The browser tests drive Debian's Chromium, installed here when absent (never a download of
+# Playwright's own browsers).
 test: install lint
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The services under wrk load; prints a table, writes bench/results/*.json. wrk comes from

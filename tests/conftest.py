@@ -20,6 +20,7 @@ from tornado.ioloop import IOLoop
 import listing_service
 import user_service
 from common.downstream import configure_http_client
+from harness.processes import Trio, serve_folder, start_trio
 from tests.support.apps import Served, make_public, serve_app, stop_app
 from tests.support.fake import FakeService
 
@@ -116,6 +117,22 @@ def public_any_origin(io_loop: IOLoop, listing_svc: Served, user_svc: Served) ->
     served = make_public(io_loop, listing_svc.url, user_svc.url, cors="*")
     yield served
     stop_app(io_loop, served)
+
+
+@pytest.fixture(scope="module")
+def web_trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
+    """`make run` as it is, the example web page included (the browser tests)."""
+    trio = start_trio(tmp_path_factory.mktemp("web"))
+    yield trio
+    trio.stop()
+
+
+@pytest.fixture(scope="module")
+def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The example web page again, served from an origin the public API does not allow."""
+    process, url = serve_folder(ROOT / "examples" / "web", tmp_path_factory.mktemp("other"))
+    yield url
+    process.stop()
 
 
 @pytest.fixture
