@@ -30,12 +30,14 @@ lint: install
 
 # What the tests need from Debian's packages, installed only when absent (CI runs as root on
 # a fresh machine): PostgreSQL, whose throwaway servers (harness/postgres.py) run every store
-# and API test a second time; nginx, in front of the cluster tests' processes.
+# and API test a second time; nginx, in front of the cluster tests' processes; Chromium, which
+# the browser tests drive (never a download of Playwright's own browsers).
 system-deps:
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
 		(apt-get update && apt-get install -y postgresql)
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
 		(apt-get update && apt-get install -y nginx)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 test: install system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

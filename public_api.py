@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -26,10 +26,10 @@ from common import prices
 from common import validation as v
 from common.downstream import ServiceClient, http_client
 from common.errors import ApiError
-from common.openapi import docs_routes, openapi_route
+from common.openapi import docs_routes, load_document, openapi_route
 from common.server import app_settings, parse, run, serve, service_options
 from common.tokens import DEFAULT_TTL, REALM, Tokens, random_secret
-from common.web import JsonHandler, PingHandler, ReadyHandler, json_application
+from common.web import JsonHandler, PingHandler, ReadyHandler, cors_origins, json_application
 
 log = logging.getLogger(__name__)
 
@@ -375,11 +375,26 @@ class TokensHandler(PublicHandler):
         self.send_json({"token": token, "expires_at": expires_at}, status=201)
 
 
-def make_app(portal: Portal, auth: Auth | None = None, **settings: Any) -> Application:
+class IndexHandler(JsonHandler):
+    """`GET /` and `GET /public-api`: where to start, for a person or a client that
+    guesses the root (both were 404s with no pointer to the docs)."""
+
+    def get(self) -> None:
+        info = load_document("public")["info"]
+        self.send_json({"name": info["title"], "version": info["version"], "links": {
+            "docs": "/public-api/docs", "openapi": "/public-api/openapi.json",
+            "listings": "/public-api/listings"}})
+
+
+def make_app(portal: Portal, auth: Auth | None = None, cors: str | Iterable[str] = (),
+             **settings: Any) -> Application:
     """The routing table; `settings` are those of `json_application` (debug, limits).
-    Without `auth`, tokens are signed with a random secret of this app's own."""
+    Without `auth`, tokens are signed with a random secret of this app's own. `cors`: the
+    origins whose web pages may call it (`--cors_origins`); none by default."""
     deps = {"portal": portal, "auth": auth or Auth()}
     return json_application([
+        (r"/", IndexHandler),
+        (r"/public-api", IndexHandler),
         (r"/public-api/tokens", TokensHandler, deps),
         (r"/public-api/listings", ListingsHandler, deps),
         (r"/public-api/listings/([^/]+)", ListingHandler, deps),
@@ -389,8 +404,8 @@ def make_app(portal: Portal, auth: Auth | None = None, **settings: Any) -> Appli
         (r"/ping", PingHandler),
         (r"/ready", ReadyHandler, {"check": portal.check}),
         openapi_route("/public-api/openapi.json", "public"),
-        *docs_routes("/public-api/docs", "/public-api/openapi.json"),
-    ], **settings)
+        *docs_routes("/public-api/docs", "/public-api/openapi.json", "public"),
+    ], cors=cors, **settings)
 
 
 def make_portal(options: Any) -> Portal:
@@ -426,14 +441,23 @@ async def main(argv: Sequence[str] | None = None) -> None:
     options.define("require_auth", default=False, type=bool,
                    help="every public write (listing create, PATCH, DELETE) needs a token;"
                         " sign-up and login stay open")
+    options.define("cors_origins", default="",
+                   help="origins (scheme://host:port, comma-separated) whose web pages may call"
+                        " this API from a browser, or '*' for any; empty: CORS off, browsers"
+                        " refuse every cross-origin call (the Procfile allows the example"
+                        " page's origin)")
     parse(options, argv, "public")
+    try:
+        cors = cors_origins(options.cors_origins)
+    except ValueError as error:
+        raise SystemExit(str(error))
     if not options.auth_secret:
         options.auth_secret = random_secret()
         log.warning("no --auth_secret nor $AUTH_SECRET: tokens are signed with a random secret"
                     " and die with this process")
     auth = Auth(Tokens(options.auth_secret, options.token_ttl), options.require_auth)
     try:
-        await serve(make_app(make_portal(options), auth, **app_settings(options)), options)
+        await serve(make_app(make_portal(options), auth, cors, **app_settings(options)), options)
     finally:
         http_client().close()
         log.info("closed the downstream HTTP client")

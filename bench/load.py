@@ -32,12 +32,14 @@ class Load:
     users: int = 1000
     body: str = ""  # login: the JSON body sent every time
     token: str = ""  # patch: the bearer token sent every time
+    gzip: bool = False  # send Accept-Encoding: gzip (the answers come back compressed)
 
 
 def run_wrk(load: Load) -> dict[str, Any]:
     """Run wrk (one thread: the services need the cores more) and return its summary."""
     env = {**os.environ, "BENCH_MODE": load.mode, "BENCH_USERS": str(load.users),
-           "BENCH_BODY": load.body, "BENCH_TOKEN": load.token}
+           "BENCH_BODY": load.body, "BENCH_TOKEN": load.token,
+           "BENCH_GZIP": "1" if load.gzip else ""}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         ["wrk", "-t1", f"-c{load.connections}", f"-d{load.seconds:g}s", "--timeout", "5s",

@@ -47,6 +47,7 @@ class Scenario:
     # "sqlite": the Procfile's processes; "postgresql": the same three on PostgreSQL;
     # "cluster": two of each behind nginx on PostgreSQL, as `make cluster` runs them.
     setup: str = "sqlite"
+    gzip: bool = False  # with Accept-Encoding: gzip
 
 
 SCENARIOS = [
@@ -55,8 +56,12 @@ SCENARIOS = [
              "/public-api/listings?page_size=10"),
     Scenario("floor", "the same page, nothing behind it (floor)", "floor",
              "/public-api/listings?page_size=10"),
+    Scenario("public_p10_gzip", "the page size 10, Accept-Encoding: gzip", "public",
+             "/public-api/listings?page_size=10", gzip=True),
     Scenario("public_p50", "GET /public-api/listings?page_size=50", "public",
              "/public-api/listings?page_size=50"),
+    Scenario("public_p50_gzip", "the page size 50, Accept-Encoding: gzip", "public",
+             "/public-api/listings?page_size=50", gzip=True),
     Scenario("public_user", "GET /public-api/listings?user_id=<random>", "public",
              "/public-api/listings?page_size=10", "user"),
     Scenario("listing_direct", "GET /listings (listing service)", "listing", "/listings"),
@@ -106,7 +111,7 @@ class Bench:
         path = scenario.path.replace("{listing}", self.account.get("listing", ""))
         return Load(self.urls[scenario.target] + path, seconds, self.args.connections,
                     scenario.mode, self.args.users, self.account.get("login", ""),
-                    self.account.get("token", ""))
+                    self.account.get("token", ""), scenario.gzip)
 
     def sign_up(self) -> dict[str, str]:
         """A user with a password, a listing of theirs and a token, for login and patch."""
@@ -133,7 +138,8 @@ class Bench:
         time.sleep(0.5)  # the last requests' access lines and inserts land
         result.update(scenario=scenario.name, what=scenario.what,
                       rps=result["requests"] / (result["duration_us"] / 1e6),
-                      errors=result["non_2xx"] + result["socket_errors"] + result["timeouts"])
+                      errors=result["non_2xx"] + result["socket_errors"] + result["timeouts"],
+                      bytes_per_request=round(result["bytes"] / max(result["requests"], 1)))
         requests = max(result["requests"], 1)
         result["cpu_ms_per_request"] = {
             label: round(1000 * (cpu_after[label] - cpu_before.get(label, 0.0)) / requests, 3)
@@ -264,7 +270,7 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"\nconcurrency {args.connections}, {args.seconds:g}s per scenario, "
           f"ceiling = best hello-world run = {top:,.0f} req/s")
     head = (f"{'scenario':<42} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'errors':>6} {'user/req':>8} {'lost':>5} {'svc cpu ms/req':>14}")
+            f"{'errors':>6} {'user/req':>8} {'lost':>5} {'svc cpu ms/req':>14} {'B/req':>7}")
     print(head)
     print("-" * len(head))
     for r in report["scenarios"]:
@@ -272,7 +278,8 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         cpu = sum(v for k, v in r["cpu_ms_per_request"].items() if k != "wrk")
         print(f"{r['what']:<42} {r['rps']:>8,.0f} {r['ratio']:>6.3f} {r['p50_us'] / 1000:>7.2f} "
               f"{r['p99_us'] / 1000:>7.2f} {r['errors']:>6} "
-              f"{r.get('user_calls_per_request', '-'):>8} {r.get('lost', '-'):>5} {cpu:>14.3f}")
+              f"{r.get('user_calls_per_request', '-'):>8} {r.get('lost', '-'):>5} {cpu:>14.3f} "
+              f"{r.get('bytes_per_request', '-'):>7}")
     print("\nservice CPU ms per request, by kind of process (all its processes together):")
     for r in report["scenarios"]:
         if r["scenario"].startswith(("hello", "floor")):

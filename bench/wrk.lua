@@ -4,11 +4,15 @@
 --   post     POST <path> with a JSON listing for a random user, BENCH_USERS users;
 --   login    POST <path> with the JSON body BENCH_BODY (a user id and its password);
 --   patch    PATCH <path> with a random price and `Authorization: Bearer BENCH_TOKEN`.
+-- BENCH_GZIP=1 adds `Accept-Encoding: gzip` to every request (the *_gzip scenarios).
 -- done() prints one line "BENCH_JSON {...}": counts, errors, latency percentiles.
 -- Error responses are wrk's own count of statuses >= 400 (our services never answer 1xx/3xx):
 -- a Lua response() hook would count them too, but costs wrk ~6% on the hello-world ceiling.
 local mode = os.getenv("BENCH_MODE") or ""
 local users = tonumber(os.getenv("BENCH_USERS") or "1000")
+if os.getenv("BENCH_GZIP") == "1" then
+   wrk.headers["Accept-Encoding"] = "gzip"
+end
 function init(args)
    math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
 end
@@ -43,8 +47,9 @@ function done(summary, latency, requests)
    local e = summary.errors
    io.write(string.format(
       'BENCH_JSON {"requests":%d,"duration_us":%d,"ok":%d,"non_2xx":%d,' ..
-      '"socket_errors":%d,"timeouts":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
+      '"socket_errors":%d,"timeouts":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,' ..
+      '"bytes":%d}\n',
       summary.requests, summary.duration, summary.requests - e.status, e.status,
       e.connect + e.read + e.write, e.timeout,
-      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, summary.bytes))
 end

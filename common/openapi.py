@@ -7,6 +7,7 @@ served from this process: it loads nothing from any other host, so it works offl
 from __future__ import annotations
 
 import functools
+import html
 import importlib.util
 import json
 import re
@@ -37,11 +38,13 @@ def openapi_route(url: str, name: str) -> tuple[str, type, dict[str, str]]:
     return (url, OpenApiHandler, {"name": name})
 
 
-def docs_routes(url: str, document_url: str) -> list[tuple[Any, ...]]:
-    """The docs page at `url`, its Swagger UI files under `url/`, reading `document_url`."""
+def docs_routes(url: str, document_url: str, name: str) -> list[tuple[Any, ...]]:
+    """The docs page at `url`, its Swagger UI files under `url/`, reading `document_url`
+    (document `name`, whose title the page takes). The files are not API operations: the
+    document does not list them."""
     assets = "|".join(re.escape(asset) for asset in DOCS_ASSETS)
     return [
-        (url, DocsPageHandler, {"assets_url": url, "document_url": document_url}),
+        (url, DocsPageHandler, {"assets_url": url, "document_url": document_url, "name": name}),
         (f"{url}/({assets})", DocsAssetHandler),
     ]
 
@@ -72,7 +75,7 @@ PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="UTF-8">
-  <title>API docs</title>
+  <title>{title}: interactive docs</title>
   <link rel="stylesheet" href="{assets}/swagger-ui.css">
   <link rel="icon" type="image/png" href="{assets}/favicon-32x32.png">
 </head>
@@ -96,8 +99,9 @@ class DocsPageHandler(JsonHandler):
 
     requires_token = False
 
-    def initialize(self, assets_url: str, document_url: str) -> None:
-        self.page = PAGE.format(assets=assets_url, document=document_url)
+    def initialize(self, assets_url: str, document_url: str, name: str) -> None:
+        title = html.escape(load_document(name)["info"]["title"])
+        self.page = PAGE.format(assets=assets_url, document=document_url, title=title)
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")

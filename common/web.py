@@ -12,13 +12,14 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from tornado.httputil import HTTPServerRequest, split_host_and_port
+from tornado.routing import PathMatches
 from tornado.web import Application, HTTPError, RequestHandler, stream_request_body
 
 from common.errors import ApiError, http_error
@@ -32,6 +33,32 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 # A client's request id is echoed into our logs and headers, so only a tame one is trusted.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# CORS (the Fetch standard, "CORS protocol"). What a browser may send in a preflighted request
+# and what a page's script may read of an answer beyond the CORS-safelisted headers.
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID, If-None-Match, If-Match"
+CORS_EXPOSE_HEADERS = "ETag, X-Request-ID, Retry-After, WWW-Authenticate, Location"
+# How long a browser may cache a preflight: Chromium caps it at 2 hours, Firefox at 24.
+CORS_MAX_AGE = 7200
+
+
+def cors_origins(value: str | Iterable[str]) -> frozenset[str]:
+    """The origins of `--cors_origins`: a comma-separated list, "*" for any, "" for none.
+
+    An origin is scheme://host[:port], as a browser sends it in `Origin`: no path, no
+    trailing slash (such an entry could never match, so it is refused here).
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    origins = frozenset(item.strip() for item in items if item.strip())
+    for origin in origins - {"*"}:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or origin != (
+                f"{parts.scheme}://{parts.netloc}"):
+            raise ValueError(f"--cors_origins: {origin!r} is not an origin like"
+                             " http://127.0.0.1:8500 (scheme, host, port; no path)")
+    if "*" in origins and len(origins) > 1:
+        raise ValueError("--cors_origins: '*' allows every origin; give it alone")
+    return origins
 
 
 def dumps(body: Any) -> bytes:
@@ -119,6 +146,29 @@ class JsonHandler(RequestHandler):
                                else uuid.uuid4().hex)
             request_id_var.set(self.request_id)
         self.set_header("X-Request-ID", self.request_id)
+        self._set_cors_headers()
+
+    def _set_cors_headers(self) -> None:
+        """CORS on every answer, errors included (send_error's clear() calls us again).
+
+        With a list of origins, the answer depends on `Origin` (Vary says so); an origin not
+        in it gets no CORS header at all, and the browser withholds the answer from the page.
+        With "*", every answer is the same: no Vary, no credentials (tokens travel in
+        Authorization, set by the page's script; no cookie is used, so no
+        Access-Control-Allow-Credentials).
+        """
+        origins = self.settings.get("cors_origins")
+        if not origins:
+            return
+        if "*" in origins:
+            self.set_header("Access-Control-Allow-Origin", "*")
+        else:
+            self.add_header("Vary", "Origin")
+            origin = self.request.headers.get("Origin")
+            if origin is None or origin not in origins:
+                return
+            self.set_header("Access-Control-Allow-Origin", origin)
+        self.set_header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)
 
     def prepare(self) -> None:
         self.settings["inflight"].enter()
@@ -273,7 +323,28 @@ class JsonHandler(RequestHandler):
         if answered is not None:
             await answered
 
+    def options(self, *args: str) -> None:
+        """OPTIONS on every route once CORS is on (a 405 otherwise, as before): 204 with
+        `Allow`; to a preflight from an allowed origin, also the methods and headers a page
+        may use (set_default_headers set Allow-Origin, or left it out for any other origin:
+        the browser then refuses, and this is no error of ours)."""
+        if not self._serves("OPTIONS"):
+            raise HTTPError(405)
+        methods = self._allowed_methods()
+        self.set_header("Allow", ", ".join(methods))
+        if (self._headers.get("Access-Control-Allow-Origin")
+                and "Access-Control-Request-Method" in self.request.headers):
+            self.set_header("Access-Control-Allow-Methods",
+                            ", ".join(m for m in methods if m != "OPTIONS"))
+            self.set_header("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS)
+            self.set_header("Access-Control-Max-Age", str(CORS_MAX_AGE))
+            self.clear_header("Access-Control-Expose-Headers")  # for actual answers only
+        self.no_content()
+
     def _serves(self, method: str) -> bool:
+        if method == "OPTIONS":
+            return bool(self.settings.get("cors_origins")) and any(
+                self._serves(m) for m in ("GET", "POST", "PATCH", "PUT", "DELETE"))
         if method == "HEAD":
             method = "GET"
         return getattr(type(self), method.lower()) is not getattr(RequestHandler, method.lower())
@@ -284,11 +355,27 @@ class JsonHandler(RequestHandler):
 
 class NotFoundHandler(JsonHandler):
     """Every unknown route answers a JSON 404 (a 401 first when the token is missing: a
-    caller without it learns nothing about which routes exist)."""
+    caller without it learns nothing about which routes exist).
+
+    A known route with a trailing slash answers 308 to the path without it, query kept:
+    308, not 301, so that a POST or PATCH is resent as it was, body and method.
+    """
 
     def prepare(self) -> None:
         super().prepare()
-        raise ApiError(404, [f"path: no route for {self.request.path}"])
+        path = self.request.path
+        if path.endswith("/") and path.strip("/") and self._routed(path.rstrip("/")):
+            query = self.request.query
+            location = path.rstrip("/") + (f"?{query}" if query else "")
+            self.set_header("Location", location)
+            self.send_json({"location": location}, 308)
+            return
+        raise ApiError(404, [f"path: no route for {path}"])
+
+    def _routed(self, path: str) -> bool:
+        rules = self.application.wildcard_router.rules
+        return any(isinstance(rule.matcher, PathMatches) and rule.matcher.regex.match(path)
+                   for rule in rules)
 
 
 class PingHandler(JsonHandler):
@@ -353,8 +440,15 @@ def json_application(
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     internal_token: str = "",
     idle_connection_timeout: float | None = None,
+    cors: str | Iterable[str] = (),
 ) -> Application:
-    """An Application that answers JSON to everything; pure, so tests can build it freely."""
+    """An Application that answers JSON to everything; pure, so tests can build it freely.
+
+    `cors`: the origins whose pages may call it (`cors_origins`); none, the default, is what
+    the internal services keep: no CORS header, and OPTIONS is a 405 like any other method.
+    Answers of 1 KB or more are gzipped when the client accepts it (tornado's transform;
+    `make bench` shows what that costs: docs/performance.md).
+    """
     return JsonApplication(
         routes,
         default_handler_class=NotFoundHandler,
@@ -362,6 +456,8 @@ def json_application(
         log_function=log_request,
         max_body_size=max_body_size,
         internal_token=internal_token,
+        cors_origins=cors_origins(cors),
+        compress_response=True,
         inflight=InFlight(),
         # Announced on every answer, so that a client stops reusing a connection before we
         # drop it: a request written onto a closing connection fails, and a POST is not resent.

@@ -272,11 +272,12 @@ def start_stack(tmp: Path, *args: str, public_args: tuple[str, ...] = (),
 class Trio:
     """The three services started from the Procfile: by honcho, or one process per entry."""
 
-    processes: list[Process]  # honcho alone, or the three services
+    processes: list[Process]  # honcho alone, or the three services and the web page
     log_path: Path  # all their output, in one file
     listing_url: str
     user_url: str
     public_url: str
+    web_url: str  # the example web page (examples/web), the Procfile's `web` entry
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -286,19 +287,38 @@ class Trio:
         return max(process.stop(signal.SIGTERM, timeout) for process in self.processes)
 
 
-def start_trio(tmp: Path, *, honcho: bool = True) -> Trio:
-    """`make run`'s own command line, on free ports, with databases under `tmp`.
+def wait_until_served(url: str, timeout: float = 15) -> None:
+    """Until `url` answers 200 (a static file server has no /ping)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if http_raw("GET", url, timeout=1).status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not come up within {timeout}s")
+        time.sleep(0.05)
+
+
+def start_trio(tmp: Path, *, honcho: bool = True,
+               env: dict[str, str] | None = None) -> Trio:
+    """`make run`'s own command line, on free ports, with databases under `tmp`; `env`
+    adds to the environment the Procfile reads (CORS_ORIGINS, say).
 
     With `honcho=False`, each Procfile entry runs as its own process, as a supervisor
     (systemd, a container runtime) would run it: the same command, options and environment,
     but the output goes straight to a file instead of through honcho, which relays every
     line in Python (the bench measures what that costs per request).
     """
-    ports = {name: free_port() for name in ("LISTING_PORT", "USER_PORT", "PUBLIC_PORT")}
+    ports = {name: free_port()
+             for name in ("LISTING_PORT", "USER_PORT", "PUBLIC_PORT", "WEB_PORT")}
+    given = env or {}
     env = {**{k: str(v) for k, v in ports.items()},
            "LISTING_DB": str(tmp / "listings.db"), "USER_DB": str(tmp / "users.db")}
     for inherited in ("LISTING_SERVICE_URL", "USER_SERVICE_URL"):
         env[inherited] = ""  # the Procfile's own defaults must decide, not the caller's shell
+    env = {**env, **given}
     procfile = ROOT / "Procfile"
     if honcho:
         processes = [_spawn([str(BIN / "honcho"), "start", "-f", str(procfile)],
@@ -309,11 +329,27 @@ def start_trio(tmp: Path, *, honcho: bool = True) -> Trio:
         processes = [_spawn(["/bin/sh", "-c", command], tmp / "services.log", env)
                      for command in entries.values()]
     trio = Trio(processes, processes[0].log_path, *(f"http://127.0.0.1:{ports[k]}"
-                for k in ("LISTING_PORT", "USER_PORT", "PUBLIC_PORT")))
+                for k in ("LISTING_PORT", "USER_PORT", "PUBLIC_PORT", "WEB_PORT")))
     try:
         for url in (trio.listing_url, trio.user_url, trio.public_url):
             wait_until_up(url)
+        wait_until_served(trio.web_url + "/")
     except TimeoutError:
         trio.stop()
         raise
     return trio
+
+
+def serve_folder(folder: Path, tmp: Path) -> tuple[Process, str]:
+    """A static file server for `folder` on a free loopback port, as the Procfile's `web`
+    entry runs it (another port is another origin: the browser tests' origin not allowed)."""
+    port = free_port()
+    process = _spawn([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
+                      "--directory", str(folder)], tmp / f"static-{port}.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_served(url + "/")
+    except TimeoutError:
+        process.stop(signal.SIGKILL)
+        raise
+    return process, url

@@ -29,6 +29,7 @@ import listing_service
 import user_service
 from common.downstream import configure_http_client
 from harness.postgres import PostgresServer
+from harness.processes import Trio, serve_folder, start_trio
 from tests.support.apps import Served, make_public, serve_app, stop_app
 from tests.support.fake import FakeService
 
@@ -162,6 +163,42 @@ def public(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[S
     served = make_public(io_loop, listing_svc.url, user_svc.url)
     yield served
     stop_app(io_loop, served)
+
+
+# The origins the CORS tests' public API allows (tests/test_web_clients.py).
+CORS_ORIGINS = "http://127.0.0.1:18500,https://portal.example"
+
+
+@pytest.fixture
+def public_cors(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[Served]:
+    """The public API with --cors_origins set to CORS_ORIGINS."""
+    served = make_public(io_loop, listing_svc.url, user_svc.url, cors=CORS_ORIGINS)
+    yield served
+    stop_app(io_loop, served)
+
+
+@pytest.fixture
+def public_any_origin(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[Served]:
+    """The public API with --cors_origins='*'."""
+    served = make_public(io_loop, listing_svc.url, user_svc.url, cors="*")
+    yield served
+    stop_app(io_loop, served)
+
+
+@pytest.fixture(scope="module")
+def web_trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
+    """`make run` as it is, the example web page included (the browser tests)."""
+    trio = start_trio(tmp_path_factory.mktemp("web"))
+    yield trio
+    trio.stop()
+
+
+@pytest.fixture(scope="module")
+def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The example web page again, served from an origin the public API does not allow."""
+    process, url = serve_folder(ROOT / "examples" / "web", tmp_path_factory.mktemp("other"))
+    yield url
+    process.stop()
 
 
 @pytest.fixture

@@ -186,7 +186,9 @@ def test_every_example_answers_what_the_page_shows(page: str, tmp_path: Path):
     recording = os.environ.get("DOCS_RECORD") == "1"
     answers: list[tuple[Example, list[str]]] = []
     variables: dict[str, str] = {}
-    stack = start_stack(tmp_path, env={"INTERNAL_TOKEN": ""})
+    # The public API allows the example web page's origins, as the Procfile (`make run`) does.
+    stack = start_stack(tmp_path, env={"INTERNAL_TOKEN": ""}, public_args=(
+        "--cors_origins=http://127.0.0.1:8500,http://localhost:8500",))
     try:
         for block in parse(text):
             with prepared(stack, block.setup):

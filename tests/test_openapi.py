@@ -16,7 +16,7 @@ from tornado.web import Application, RequestHandler
 import listing_service
 import public_api
 import user_service
-from common.openapi import DOCS_ASSETS, DOCUMENTS, load_document
+from common.openapi import DOCS_ASSETS, DOCUMENTS, DocsAssetHandler, load_document
 from common.web import JsonHandler
 from tests.support.apps import Served
 from tests.support.http import call
@@ -39,12 +39,16 @@ def app_of(name: str) -> Application:
 
 
 def routed_operations(app: Application) -> set[tuple[str, str]]:
-    """(path template, method) for every route of `app`; each regex group becomes {}."""
+    """(path template, method) for every route of `app`; each regex group becomes {}.
+    The docs page's own files (Swagger UI's script, style sheet and icon) are not API
+    operations: the document leaves them out."""
     operations = set()
     for rule in app.wildcard_router.rules:
         assert isinstance(rule.matcher, PathMatches), rule  # every route is a path pattern
         path = re.sub(r"\([^)]*\)", "{}", rule.matcher.regex.pattern.rstrip("$"))
         handler = rule.target
+        if handler is DocsAssetHandler:
+            continue
         for method in HTTP_METHODS:
             if getattr(handler, method) is not getattr(RequestHandler, method):
                 operations.add((path, method))
@@ -52,6 +56,10 @@ def routed_operations(app: Application) -> set[tuple[str, str]]:
         # documents both) and a 405 elsewhere: no operation of its own.
         if handler.head is JsonHandler.head:
             operations.discard((path, "head"))
+        # OPTIONS is CORS's preflight (and a 405 with CORS off) on every route alike: the
+        # document says so once, in its description, not as an operation per route.
+        if handler.options is JsonHandler.options:
+            operations.discard((path, "options"))
     return operations
 
 
@@ -101,9 +109,23 @@ def test_every_route_is_documented_and_every_documented_route_exists(name: str) 
     assert ("/ping", "get") in routed
 
 
-def test_the_documented_assets_are_those_served() -> None:
-    asset = load_document("public")["paths"]["/public-api/docs/{asset}"]["parameters"][0]
-    assert asset["schema"]["enum"] == list(DOCS_ASSETS)
+def test_the_docs_assets_are_served_but_not_documented_as_operations() -> None:
+    app, document = app_of("public"), load_document("public")
+    assets = [rule for rule in app.wildcard_router.rules if rule.target is DocsAssetHandler]
+    assert len(assets) == 1 and isinstance(assets[0].matcher, PathMatches)
+    assert all(re.escape(asset) in assets[0].matcher.regex.pattern for asset in DOCS_ASSETS)
+    assert not [path for path in document["paths"] if path.startswith("/public-api/docs/")]
+
+
+def test_try_it_out_prefills_no_optional_parameter() -> None:
+    """Swagger UI fills "Try it out" with each parameter's `example`: an optional filter
+    with one would be sent by every try, unless the user cleared it."""
+    document = load_document("public")
+    for path, _, op in operations(document):
+        for param in op.get("parameters", []) + document["paths"][path].get("parameters", []):
+            param = resolve(document, param)
+            if not param.get("required"):
+                assert "example" not in param and "examples" not in param, (path, param["name"])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.processes import http, start_trio
+from harness.processes import http, http_raw, start_trio
 
 HONCHO_TERMINATED = 143  # honcho's own exit code when SIGTERM stops it (128 + 15)
 
@@ -41,6 +41,13 @@ def test_make_run_serves_a_user_and_a_listing_and_stops_cleanly(tmp_path: Path):
             200, {"result": True, "listings": [listing]})
         assert http("GET", trio.public_url + "/ready") == (200, {"result": True})
         assert {p.name for p in tmp_path.glob("*.db")} == {"listings.db", "users.db"}
+        # The example web page, on its own port, which the public API's CORS allows.
+        page = http_raw("GET", trio.web_url + "/")
+        assert page.status == 200 and b'<script src="app.js">' in page.raw
+        preflight = http_raw("OPTIONS", trio.public_url + "/public-api/listings", headers={
+            "Origin": trio.web_url, "Access-Control-Request-Method": "POST"})
+        assert preflight.status == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == trio.web_url
     finally:
         code = trio.stop()
 
@@ -57,7 +64,7 @@ def test_the_procfile_entries_run_alone_as_a_supervisor_would_run_them(tmp_path:
     trio = start_trio(tmp_path, honcho=False)
     try:
         commands = [p.popen.args for p in trio.processes]
-        assert len(commands) == 3 and all(
+        assert len(commands) == 4 and all(  # the three services and the example web page
             isinstance(args, list) and args[:2] == ["/bin/sh", "-c"] for args in commands), commands
         status, created = http("POST", trio.public_url + "/public-api/users", {"name": "Ann"})
         assert status == 201, created

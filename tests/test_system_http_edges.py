@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client as httpclient
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -105,6 +106,9 @@ def test_a_request_tornado_refuses_early_still_has_its_request_id(
     assert json.loads(answer[2])["result"] is False
     made = exchange(stack.public, method, path)
     assert len(made[1]["x-request-id"]) == 32  # one of ours when none was given
-    log = stack.public.output()
-    assert f"[{given}] tornado.access: {method} {path} {status}" in log, log[-1500:]
-    assert f"[{made[1]['x-request-id']}] tornado.access" in log
+    wanted = (f"[{given}] tornado.access: {method} {path} {status}",
+              f"[{made[1]['x-request-id']}] tornado.access")
+    deadline = time.monotonic() + 5  # access lines are written in batches (--log_batch_delay)
+    while not all(line in (log := stack.public.output()) for line in wanted):
+        assert time.monotonic() < deadline, (wanted, log[-1500:])
+        time.sleep(0.05)
