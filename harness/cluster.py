@@ -167,10 +167,14 @@ def cluster_procfile(processes: int, public_port: int, listing_port: int, user_p
         for n, port in enumerate(ports[name], 1):
             lines.append(f"{name}{n}: {ready} python {script} --port={port}"
                          f" --database_url={urls[name]}")
+    # The origins `make run` allows (its example page), unless $CORS_ORIGINS says otherwise.
+    web = _environment_number("WEB_PORT", 8500)
+    origins = os.environ.get("CORS_ORIGINS", f"http://127.0.0.1:{web},http://localhost:{web}")
     for n, port in enumerate(ports["public"], 1):
         lines.append(f"public{n}: exec python public_api.py --port={port} --address=127.0.0.1"
                      f" --listing_service_url=http://127.0.0.1:{listing_port}"
-                     f" --user_service_url=http://127.0.0.1:{user_port}")
+                     f" --user_service_url=http://127.0.0.1:{user_port}"
+                     f" --cors_origins={shlex.quote(origins)}")
     return "\n".join(lines) + "\n"
 
 
