@@ -75,6 +75,25 @@ def http(method: str, url: str, body: Any = None, *, form: bool = False,
     return answer.status, json.loads(answer.raw) if answer.raw else None
 
 
+PASSWORD = "correct horse battery"
+
+
+def sign_up(public_url: str, name: str, password: str | None = PASSWORD) -> dict:
+    """A user made through the public API at `public_url` (with a password, unless None)."""
+    fields = {"name": name} if password is None else {"name": name, "password": password}
+    status, body = http("POST", public_url + "/public-api/users", fields)
+    assert status == 201, body
+    return body["user"]
+
+
+def token_for(public_url: str, user_id: int, password: str = PASSWORD) -> str:
+    """A bearer token of the user, from the public API at `public_url`."""
+    status, body = http("POST", public_url + "/public-api/tokens",
+                        {"user_id": user_id, "password": password})
+    assert status == 201, body
+    return body["token"]
+
+
 class HeldRequest:
     """A request written by hand on its own socket, so a test can hold it open part-way:
     headers now, the body later or never (slow clients, in-flight requests at shutdown)."""

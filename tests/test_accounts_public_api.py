@@ -9,22 +9,19 @@ import pytest
 from tornado.ioloop import IOLoop
 
 import public_api
-from common.downstream import ServiceClient
 from common.tokens import Tokens
-from tests.support.apps import Served, serve_app, stop_app
+from tests.support.apps import Served, make_public, stop_app
 from tests.support.checks import USER_KEYS, assert_error
+from tests.support.data import PASSWORD, create_user, log_in
 from tests.support.http import Reply, call
 
 SECRET = "accounts-test-secret-" + "z" * 40
-PASSWORD = "correct horse battery"
 
 
 def public_app(io_loop: IOLoop, listing_svc: Served, user_svc: Served,
                require_auth: bool = False) -> Served:
-    portal = public_api.Portal(ServiceClient("listing", listing_svc.url),
-                               ServiceClient("user", user_svc.url))
     auth = public_api.Auth(Tokens(SECRET, ttl=600), require_auth)
-    return serve_app(io_loop, public_api.make_app(portal, auth))
+    return make_public(io_loop, listing_svc.url, user_svc.url, auth=auth)
 
 
 @pytest.fixture
@@ -40,21 +37,6 @@ def strict(io_loop: IOLoop, listing_svc: Served, user_svc: Served) -> Iterator[S
     served = public_app(io_loop, listing_svc, user_svc, require_auth=True)
     yield served
     stop_app(io_loop, served)
-
-
-async def sign_up(api: Served, name: str, password: str | None = PASSWORD) -> dict:
-    body = {"name": name} if password is None else {"name": name, "password": password}
-    reply = await call("POST", f"{api.url}/public-api/users", json_body=body)
-    assert reply.status == 201, reply.body
-    return reply.body["user"]
-
-
-async def log_in(api: Served, user_id: int, password: str = PASSWORD) -> dict[str, str]:
-    reply = await call("POST", f"{api.url}/public-api/tokens",
-                       json_body={"user_id": user_id, "password": password})
-    assert reply.status == 201, reply.body
-    assert list(reply.body) == ["token", "expires_at"]
-    return {"Authorization": f"Bearer {reply.body['token']}"}
 
 
 async def listing_of(api: Served, user_id: int, price: int = 5000) -> dict:
@@ -84,7 +66,7 @@ def assert_401(reply: Reply, invalid_token: bool) -> None:
 
 @pytest.mark.gen_test
 async def test_anonymous_patch_and_delete_of_a_listing_are_401(api: Served) -> None:
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     listing = await listing_of(api, ann["id"])
     url = f"{api.url}/public-api/listings/{listing['id']}"
     assert_401(await call("PATCH", url, json_body={"price": 1}), invalid_token=False)
@@ -94,7 +76,7 @@ async def test_anonymous_patch_and_delete_of_a_listing_are_401(api: Served) -> N
 
 @pytest.mark.gen_test
 async def test_bearer_nonsense_is_not_ignored(api: Served) -> None:
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     listing = await listing_of(api, ann["id"])
     url = f"{api.url}/public-api/listings/{listing['id']}"
     nonsense = {"Authorization": "Bearer nonsense"}
@@ -108,7 +90,7 @@ async def test_bearer_nonsense_is_not_ignored(api: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_the_owner_changes_and_deletes_their_listing(api: Served) -> None:
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     listing = await listing_of(api, ann["id"])
     url = f"{api.url}/public-api/listings/{listing['id']}"
     auth = await log_in(api, ann["id"])
@@ -120,7 +102,7 @@ async def test_the_owner_changes_and_deletes_their_listing(api: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_another_users_token_is_403(api: Served) -> None:
-    ann, bo = await sign_up(api, "Ann"), await sign_up(api, "Bo")
+    ann, bo = await create_user(api, "Ann", PASSWORD), await create_user(api, "Bo", PASSWORD)
     listing = await listing_of(api, ann["id"])
     url = f"{api.url}/public-api/listings/{listing['id']}"
     bos = await log_in(api, bo["id"])
@@ -133,7 +115,7 @@ async def test_another_users_token_is_403(api: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_tampered_signature_over_http_is_401(api: Served) -> None:
-    ann, bo = await sign_up(api, "Ann"), await sign_up(api, "Bo")
+    ann, bo = await create_user(api, "Ann", PASSWORD), await create_user(api, "Bo", PASSWORD)
     listing = await listing_of(api, ann["id"])
     head, _, signature = (await log_in(api, bo["id"]))["Authorization"][7:].split(".")
     now = int(time.time())
@@ -148,7 +130,7 @@ async def test_tampered_signature_over_http_is_401(api: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_alg_none_over_http_is_401(api: Served) -> None:
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     listing = await listing_of(api, ann["id"])
     now = int(time.time())
     headers = bearer({"sub": str(ann["id"]), "iat": now, "exp": now + 60}, "", "none")
@@ -159,7 +141,7 @@ async def test_alg_none_over_http_is_401(api: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_expired_token_over_http_is_401(api: Served) -> None:
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     listing = await listing_of(api, ann["id"])
     past = int(time.time()) - 3600
     headers = bearer({"sub": str(ann["id"]), "iat": past, "exp": past + 60})
@@ -171,7 +153,7 @@ async def test_expired_token_over_http_is_401(api: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_a_missing_listing_is_404_only_for_an_authenticated_caller(api: Served) -> None:
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     url = f"{api.url}/public-api/listings/777"
     assert_401(await call("PATCH", url, json_body={"price": 1}), invalid_token=False)
     assert_401(await call("DELETE", url), invalid_token=False)
@@ -182,9 +164,9 @@ async def test_a_missing_listing_is_404_only_for_an_authenticated_caller(api: Se
 
 @pytest.mark.gen_test
 async def test_listings_of_a_user_without_password_nobody_changes(api: Served) -> None:
-    old = await sign_up(api, "Challenge User", password=None)
+    old = await create_user(api, "Challenge User")
     listing = await listing_of(api, old["id"])
-    other = await sign_up(api, "Ann")
+    other = await create_user(api, "Ann", PASSWORD)
     auth = await log_in(api, other["id"])
     url = f"{api.url}/public-api/listings/{listing['id']}"
     assert_error(await call("PATCH", url, json_body={"price": 1}, headers=auth), 403)
@@ -197,7 +179,7 @@ async def test_listings_of_a_user_without_password_nobody_changes(api: Served) -
 
 @pytest.mark.gen_test
 async def test_only_the_user_themself_patches_a_user(api: Served) -> None:
-    ann, bo = await sign_up(api, "Ann"), await sign_up(api, "Bo")
+    ann, bo = await create_user(api, "Ann", PASSWORD), await create_user(api, "Bo", PASSWORD)
     url = f"{api.url}/public-api/users/{ann['id']}"
     assert_401(await call("PATCH", url, json_body={"name": "hijacked"}), invalid_token=False)
     bos = await log_in(api, bo["id"])
@@ -210,7 +192,7 @@ async def test_only_the_user_themself_patches_a_user(api: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_create_listing_with_a_token_only_for_its_user(api: Served) -> None:
-    ann, bo = await sign_up(api, "Ann"), await sign_up(api, "Bo")
+    ann, bo = await create_user(api, "Ann", PASSWORD), await create_user(api, "Bo", PASSWORD)
     auth = await log_in(api, ann["id"])
     url = f"{api.url}/public-api/listings"
     for_bo = await call("POST", url, headers=auth,
@@ -227,7 +209,7 @@ async def test_create_listing_with_a_token_only_for_its_user(api: Served) -> Non
 
 @pytest.mark.gen_test
 async def test_require_auth_makes_every_public_write_need_a_token(strict: Served) -> None:
-    ann = await sign_up(strict, "Ann")  # sign-up stays open
+    ann = await create_user(strict, "Ann", PASSWORD)  # sign-up stays open
     auth = await log_in(strict, ann["id"])  # so does login
     url = f"{strict.url}/public-api/listings"
     body = {"user_id": ann["id"], "listing_type": "rent", "price": 1}
@@ -243,8 +225,8 @@ async def test_require_auth_makes_every_public_write_need_a_token(strict: Served
 
 @pytest.mark.gen_test
 async def test_the_same_401_for_unknown_user_wrong_password_and_no_password(api: Served) -> None:
-    ann = await sign_up(api, "Ann")
-    old = await sign_up(api, "Old", password=None)
+    ann = await create_user(api, "Ann", PASSWORD)
+    old = await create_user(api, "Old")
     answers = []
     for user_id, password in ((ann["id"], "wrong password"), (9999, PASSWORD),
                               (old["id"], PASSWORD)):
@@ -272,7 +254,7 @@ async def test_sign_up_with_a_password_answers_the_challenge_shape(api: Served) 
 @pytest.mark.gen_test
 async def test_a_token_stays_valid_after_a_password_change(api: Served) -> None:
     """The decision (common/tokens.py): tokens are stateless, valid until they expire."""
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     listing = await listing_of(api, ann["id"])
     before = await log_in(api, ann["id"])
     changed = await call("PATCH", f"{api.url}/public-api/users/{ann['id']}",
@@ -289,10 +271,10 @@ async def test_a_token_stays_valid_after_a_password_change(api: Served) -> None:
 
 @pytest.mark.gen_test
 async def test_a_user_without_password_cannot_get_one(api: Served) -> None:
-    old = await sign_up(api, "Old", password=None)
+    old = await create_user(api, "Old")
     url = f"{api.url}/public-api/users/{old['id']}"
     assert_401(await call("PATCH", url, json_body={"password": PASSWORD}), invalid_token=False)
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     other = await call("PATCH", url, json_body={"password": PASSWORD},
                        headers=await log_in(api, ann["id"]))
     assert other.status == 403
@@ -304,7 +286,7 @@ async def test_a_user_without_password_cannot_get_one(api: Served) -> None:
 @pytest.mark.gen_test
 async def test_checking_a_token_calls_no_other_service(api: Served, user_svc: Served,
                                                        listing_svc: Served) -> None:
-    ann = await sign_up(api, "Ann")
+    ann = await create_user(api, "Ann", PASSWORD)
     listing = await listing_of(api, ann["id"])
     auth = await log_in(api, ann["id"])
     seen = len(user_svc.requests)

@@ -13,9 +13,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from harness.processes import Service, Stack, http, http_raw, start_service
+from harness.processes import PASSWORD, Service, Stack, http, http_raw, start_service
 
-PASSWORD = "correct horse battery"
 SECRET = "process-test-secret-" + "q" * 40
 
 

@@ -12,17 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page, expect
 
-from harness.processes import Trio, http
+from harness.processes import PASSWORD, Trio, http, sign_up, token_for
 from tests.support.browser import in_browser
 
 FILTERS = {"user_id", "listing_type", "min_price", "max_price", "price_changed_since"}
-
-
-def sign_up(trio: Trio, name: str, password: str = "correct horse battery") -> dict:
-    status, body = http("POST", trio.public_url + "/public-api/users",
-                        {"name": name, "password": password})
-    assert status == 201, body
-    return body["user"]
 
 
 def listings(trio: Trio, **query: object) -> list[dict]:
@@ -35,9 +28,8 @@ def listings(trio: Trio, **query: object) -> list[dict]:
 def test_the_docs_page_stays_on_its_host_and_its_try_it_out_works(
         web_trio: Trio, tmp_path: Path) -> None:
     api = web_trio.public_url
-    owner = sign_up(web_trio, "Docs Reader")
-    token = http("POST", api + "/public-api/tokens",
-                 {"user_id": owner["id"], "password": "correct horse battery"})[1]["token"]
+    owner = sign_up(api, "Docs Reader")
+    token = token_for(api, owner["id"])
 
     def work(page: Page) -> list[str]:
         requested: list[str] = []
@@ -92,7 +84,7 @@ def test_the_example_page_from_another_origin_does_everything(
         web_trio: Trio, tmp_path: Path) -> None:
     api = web_trio.public_url
     assert urlsplit(web_trio.web_url).port != urlsplit(api).port  # another origin
-    seller = sign_up(web_trio, "Page Seller")
+    seller = sign_up(web_trio.public_url, "Page Seller")
     for price in range(1001, 1013):  # 12 listings: two pages of 10
         assert http("POST", api + "/public-api/listings", {
             "user_id": seller["id"], "listing_type": "sale" if price % 2 else "rent",
@@ -127,7 +119,7 @@ def test_the_example_page_from_another_origin_does_everything(
         expect(rows).to_have_count(10)
 
         # A wrong form: the API's own message.
-        page.fill("#signup-password", "correct horse battery")
+        page.fill("#signup-password", PASSWORD)
         page.click("#signup button[type=submit]")
         expect(message).to_have_class("error")
         expect(message).to_contain_text("name:")
@@ -138,7 +130,7 @@ def test_the_example_page_from_another_origin_does_everything(
         page.fill("#login-password", "wrong password")
         page.click("#login button[type=submit]")
         expect(message).to_have_class("error")
-        page.fill("#login-password", "correct horse battery")
+        page.fill("#login-password", PASSWORD)
         page.click("#login button[type=submit]")
         expect(page.locator("#who")).to_contain_text("Browser Buyer")
 
@@ -180,7 +172,7 @@ def test_the_same_page_from_an_origin_not_allowed_is_blocked_by_the_browser(
         web_trio: Trio, other_origin: str, tmp_path: Path) -> None:
     api = web_trio.public_url
     before = listings(web_trio)
-    last = sign_up(web_trio, "Last Before")
+    last = sign_up(web_trio.public_url, "Last Before")
 
     def work(page: Page) -> list[str]:
         failed: list[str] = []
@@ -191,7 +183,7 @@ def test_the_same_page_from_an_origin_not_allowed_is_blocked_by_the_browser(
         expect(message).to_contain_text("cannot reach the API")
         expect(page.locator("#listings tr")).to_have_count(0)
         page.fill("#signup-name", "Blocked Person")
-        page.fill("#signup-password", "correct horse battery")
+        page.fill("#signup-password", PASSWORD)
         page.evaluate("document.getElementById('message').textContent = ''")
         page.click("#signup button[type=submit]")
         expect(message).to_contain_text("cannot reach the API")

@@ -13,6 +13,7 @@ from common.prices import change_percent_text, trend
 from common.web import dumps
 from tests.support.apps import Served
 from tests.support.checks import assert_error
+from tests.support.data import PASSWORD, create_listing, create_user, log_in
 from tests.support.http import call
 
 
@@ -72,27 +73,18 @@ def test_trend_over_the_edges_of_a_window() -> None:
     assert trend(None, []) is None
 
 
-PASSWORD = "correct horse battery"
-
-
 async def make_listing(public: Served) -> dict:
     """A listing of a new user with a password (repricing it takes their token)."""
-    user = await call("POST", f"{public.url}/public-api/users",
-                      json_body={"name": "Ann", "password": PASSWORD})
-    reply = await call("POST", f"{public.url}/public-api/listings", json_body={
-        "user_id": user.body["user"]["id"], "listing_type": "rent", "price": 6000})
-    assert reply.status == 201, reply.body
-    return reply.body["listing"]
+    user = await create_user(public, "Ann", PASSWORD)
+    return await create_listing(public, user["id"], price=6000)
 
 
 async def reprice(public: Served, listing_id: int, price: int) -> dict:
     """PATCH the listing's price as its owner (make_listing's user, logged in here)."""
     owner = (await call("GET", f"{public.url}/public-api/listings/{listing_id}")).body
-    login = await call("POST", f"{public.url}/public-api/tokens", json_body={
-        "user_id": owner["listing"]["user"]["id"], "password": PASSWORD})
+    owner_id = owner["listing"]["user"]["id"]
     reply = await call("PATCH", f"{public.url}/public-api/listings/{listing_id}",
-                       json_body={"price": price},
-                       headers={"Authorization": f"Bearer {login.body['token']}"})
+                       json_body={"price": price}, headers=await log_in(public, owner_id))
     assert reply.status == 200, reply.body
     return reply.body["listing"]
 

@@ -10,27 +10,16 @@ from tornado.ioloop import IOLoop
 from common.validation import MAX_INT64, MAX_NAME_LENGTH
 from tests.support.apps import Served, make_public, stop_app
 from tests.support.checks import LISTING_KEYS, PUBLIC_LISTING_KEYS, USER_KEYS
-from tests.support.data import create_listing
+from tests.support.data import PASSWORD, create_listing, create_user, log_in
 from tests.support.fake import Answer
 from tests.support.http import call
-
-# Changing a listing or a user takes its owner's token (issue #13): these users have a password.
-PASSWORD = "correct horse battery"
 
 
 async def user_and_listing(public: Served, name: str = "Ann",
                            price: int = 6000) -> tuple[dict, dict]:
-    user = (await call("POST", f"{public.url}/public-api/users",
-                       json_body={"name": name, "password": PASSWORD})).body["user"]
+    """A user with a password (changing what is theirs takes their token) and a listing."""
+    user = await create_user(public, name, PASSWORD)
     return user, await create_listing(public, user["id"], price=price)
-
-
-async def token_of(public: Served, user: dict) -> dict[str, str]:
-    """The Authorization header of `user`, logged in through the public API."""
-    reply = await call("POST", f"{public.url}/public-api/tokens",
-                       json_body={"user_id": user["id"], "password": PASSWORD})
-    assert reply.status == 201, reply.body
-    return {"Authorization": f"Bearer {reply.body['token']}"}
 
 
 @pytest.mark.gen_test
@@ -74,7 +63,7 @@ async def test_patch_listing(public: Served) -> None:
     user, listing = await user_and_listing(public)
     url = f"{public.url}/public-api/listings/{listing['id']}"
     reply = await call("PATCH", url, json_body={"listing_type": "sale", "price": 7500},
-                       headers=await token_of(public, user))
+                       headers=await log_in(public, user["id"]))
     assert reply.status == 200, reply.body
     assert list(reply.body) == ["listing"]
     changed = reply.body["listing"]
@@ -91,7 +80,7 @@ async def test_patch_listing(public: Served) -> None:
 async def test_patch_listing_is_validated_here_as_json(listing_svc: Served, public: Served) -> None:
     user, listing = await user_and_listing(public)
     url = f"{public.url}/public-api/listings/{listing['id']}"
-    auth = await token_of(public, user)
+    auth = await log_in(public, user["id"])
     calls_before = len(listing_svc.requests)
     cases = [
         ({}, ["body: must change at least one of listing_type, price"]),
@@ -116,7 +105,7 @@ async def test_patch_listing_is_validated_here_as_json(listing_svc: Served, publ
 async def test_patch_unknown_listing_passes_the_404_on(public: Served) -> None:
     user, _ = await user_and_listing(public)
     reply = await call("PATCH", f"{public.url}/public-api/listings/404", json_body={"price": 1},
-                       headers=await token_of(public, user))
+                       headers=await log_in(public, user["id"]))
     assert (reply.status, reply.body) == (
         404, {"result": False, "errors": ["listing 404 does not exist"]})
 
@@ -126,7 +115,7 @@ async def test_delete_listing(public: Served) -> None:
     _, kept = await user_and_listing(public, price=1)
     bo, doomed = await user_and_listing(public, "Bo", price=2)
     url = f"{public.url}/public-api/listings/{doomed['id']}"
-    auth = await token_of(public, bo)
+    auth = await log_in(public, bo["id"])
     reply = await call("DELETE", url, headers=auth)
     assert reply.status == 204
     assert "Content-Type" not in reply.headers
@@ -145,7 +134,7 @@ async def test_get_and_patch_user(public: Served) -> None:
     assert (got.status, got.body) == (200, {"user": user})
     assert list(got.body["user"]) == USER_KEYS
     reply = await call("PATCH", url, json_body={"name": "Lorem Ipsum"},
-                       headers=await token_of(public, user))
+                       headers=await log_in(public, user["id"]))
     assert reply.status == 200 and list(reply.body) == ["user"]
     renamed = reply.body["user"]
     assert (renamed["name"], renamed["created_at"]) == ("Lorem Ipsum", user["created_at"])
@@ -158,7 +147,7 @@ async def test_get_and_patch_user(public: Served) -> None:
 async def test_patch_user_errors(public: Served) -> None:
     user, _ = await user_and_listing(public)
     url = f"{public.url}/public-api/users/{user['id']}"
-    auth = await token_of(public, user)
+    auth = await log_in(public, user["id"])
     cases = [
         ({}, ["body: must change at least one of name, password"]),
         ({"name": 5}, ["name: must be a string"]),
@@ -200,7 +189,7 @@ async def test_downstream_faults_on_delete_and_patch(broken: tuple[Served, Serve
     user = (await call("POST", f"{public.url}/public-api/users",
                        json_body={"name": "Ann", "password": PASSWORD})).body["user"]
     assert user["id"] == 1
-    auth, gone_auth = await token_of(public, user), await token_of(gone, user)
+    auth, gone_auth = await log_in(public, user["id"]), await log_in(gone, user["id"])
     deleted = await call("DELETE", f"{public.url}/public-api/listings/1", headers=auth)
     assert (deleted.status, deleted.body["errors"]) == (
         502, ["listing service answered 200 where 204 was due"])

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from harness.processes import Answer, Stack, http, http_raw, start_stack
+from harness.processes import Answer, Stack, http, http_raw, sign_up, start_stack, token_for
 
 CHANGED = "has changed since that ETag"
 
@@ -26,9 +26,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = start_stack(tmp_path_factory.mktemp("if-match"))
     yield started
     started.stop()
-
-
-PASSWORD = "correct horse battery"
 
 
 def send(method: str, url: str, body: Any = None, *, form: bool = False,
@@ -46,11 +43,8 @@ def send(method: str, url: str, body: Any = None, *, form: bool = False,
 
 def new_user(stack: Stack, name: str = "Ann") -> tuple[dict, str]:
     """A user with a password, signed up through the public API, and their token."""
-    user = http("POST", stack.public.url + "/public-api/users",
-                {"name": name, "password": PASSWORD})[1]["user"]
-    token = http("POST", stack.public.url + "/public-api/tokens",
-                 {"user_id": user["id"], "password": PASSWORD})[1]["token"]
-    return user, token
+    user = sign_up(stack.public.url, name)
+    return user, token_for(stack.public.url, user["id"])
 
 
 def new_listing(stack: Stack) -> tuple[int, str, str]:

@@ -52,11 +52,12 @@ def stop_app(io_loop: IOLoop, served: Served) -> None:
 
 
 def make_public(io_loop: IOLoop, listing_url: str, user_url: str, cors: str = "",
-                **client: Any) -> Served:
+                auth: public_api.Auth | None = None, **client: Any) -> Served:
     """The public API in front of the given service URLs (real ones, or a test's fake);
-    `cors`: its --cors_origins (none by default)."""
+    `cors`: its --cors_origins (none by default); `auth`: its token settings (a random
+    secret by default)."""
     portal = public_api.Portal(ServiceClient("listing", listing_url, **client),
                                ServiceClient("user", user_url, **client))
-    served = serve_app(io_loop, public_api.make_app(portal, cors=cors))
+    served = serve_app(io_loop, public_api.make_app(portal, auth, cors=cors))
     served.public = True
     return served

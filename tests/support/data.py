@@ -1,7 +1,8 @@
 """Users and listings made over HTTP, on a data service (a form) or the public API (JSON).
 
 `post_*` answer the Reply whatever it is, for tests of failures; `create_*` demand a 201 and
-answer the record. The real-process tests have their own blocking calls (harness.processes).
+answer the record; `log_in` demands a token. The real-process tests have the same as blocking
+calls in harness.processes (`sign_up`, `token_for`).
 """
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from tests.support.http import Reply, call
 
 NAME = "Suresh Subramaniam"
 PRICE = 6000
+PASSWORD = "correct horse battery"
 
 
-async def post_user(served: Served, name: str = NAME) -> Reply:
+async def post_user(served: Served, name: str = NAME, password: str | None = None) -> Reply:
+    fields = {"name": name} if password is None else {"name": name, "password": password}
     if served.public:
-        return await call("POST", served.url + "/public-api/users", json_body={"name": name})
-    return await call("POST", served.url + "/users", form={"name": name})
+        return await call("POST", served.url + "/public-api/users", json_body=fields)
+    return await call("POST", served.url + "/users", form=fields)
 
 
 async def post_listing(served: Served, user_id: int = 1, listing_type: str = "rent",
@@ -26,8 +29,8 @@ async def post_listing(served: Served, user_id: int = 1, listing_type: str = "re
     return await call("POST", served.url + "/listings", form=fields)
 
 
-async def create_user(served: Served, name: str = NAME) -> dict:
-    reply = await post_user(served, name)
+async def create_user(served: Served, name: str = NAME, password: str | None = None) -> dict:
+    reply = await post_user(served, name, password)
     assert reply.status == 201, reply.body
     return reply.body["user"]
 
@@ -37,3 +40,12 @@ async def create_listing(served: Served, user_id: int = 1, listing_type: str = "
     reply = await post_listing(served, user_id, listing_type, price)
     assert reply.status == 201, reply.body
     return reply.body["listing"]
+
+
+async def log_in(served: Served, user_id: int, password: str = PASSWORD) -> dict[str, str]:
+    """The Authorization header of a user logged in through the public API `served`."""
+    reply = await call("POST", f"{served.url}/public-api/tokens",
+                       json_body={"user_id": user_id, "password": password})
+    assert reply.status == 201, reply.body
+    assert list(reply.body) == ["token", "expires_at"]
+    return {"Authorization": f"Bearer {reply.body['token']}"}
