@@ -143,16 +143,8 @@ class HeldRequest:
 
 
 def wait_until_up(url: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if http("GET", url + "/ping", timeout=1)[0] == 200:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not come up within {timeout}s")
-        time.sleep(0.05)
+    """Until the service at `url` answers its /ping."""
+    wait_until_served(url + "/ping", timeout)
 
 
 @dataclass
@@ -307,7 +299,7 @@ class Trio:
 
 
 def wait_until_served(url: str, timeout: float = 15) -> None:
-    """Until `url` answers 200 (a static file server has no /ping)."""
+    """Until `url` answers 200 (a service's /ping, or a static file server's page)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
