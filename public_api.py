@@ -45,7 +45,8 @@ class Portal:
                             **filters: Any) -> list[dict]:
         """A page of listings, newest first, each with its user (or None) under "user".
 
-        `filters` (listing_type, min_price, max_price) pass through to the listing service.
+        `filters` (listing_type, min_price, max_price, price_changed_since) pass through to
+        the listing service.
         """
         query: dict[str, Any] = {**page.as_query(), **filters}
         if user_id is None:
