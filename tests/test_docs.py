@@ -1,4 +1,4 @@
-"""The curl examples of README.md and docs/api.md, run for real, so that the pages cannot drift.
+"""The curl examples of README.md and docs/ (PAGES), run for real, so the pages cannot drift.
 
 An example is a `$ curl ...` line in a fenced block, followed by what it printed:
 
@@ -40,11 +40,12 @@ import pytest
 
 from harness.processes import ROOT, Service, Stack, start_stack
 
-PAGES = ("README.md", "docs/api.md", "docs/accounts.md")
+PAGES = ("README.md", "docs/api.md", "docs/accounts.md", "docs/price-history.md")
 SHOWN_PORTS = {"listing": 6000, "user": 7000, "public": 8000}
 SETUP = re.compile(r"<!--\s*setup:\s*(.*?)\s*-->")
 MASKS = (
-    (re.compile(r'"(created_at|updated_at|changed_at)":\d{16}\b'), r'"\1":<microseconds>'),
+    (re.compile(r'"(created_at|updated_at|changed_at|since|until)":\d{16}\b'),
+     r'"\1":<microseconds>'),
     (re.compile(r"^Date: .*$", re.MULTILINE | re.IGNORECASE), "Date: <date>"),
     (re.compile(r"^(X-Request-Id): \S+$", re.MULTILINE | re.IGNORECASE), r"\1: <request id>"),
     # A body's ETag is its hash, so it changes with the timestamps inside.
