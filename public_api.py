@@ -5,7 +5,7 @@
 It calls the listing and user services over HTTP, concurrently where it can, and stitches
 each listing's user into it: one page of listings costs one call to each service.
 
-Accounts (issue #13): it issues bearer tokens (`POST /public-api/tokens`, once the user
+Accounts: it issues bearer tokens (`POST /public-api/tokens`, once the user
 service has checked the password) and checks them itself, with no call to another service.
 The ownership rules live here, not in the internal services: reads are open; changing or
 deleting a listing takes its owner's token, changing a user takes that user's token; a

@@ -126,6 +126,7 @@ class JsonHandler(RequestHandler):
 
     _body: bytes | bytearray = b""
     _etag: str | None = None
+    _cors_allowed = False  # the answer carries Access-Control-Allow-Origin
     request_id: str | None = None
     _body_too_large = False
     _counted = False
@@ -169,6 +170,7 @@ class JsonHandler(RequestHandler):
                 return
             self.set_header("Access-Control-Allow-Origin", origin)
         self.set_header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)
+        self._cors_allowed = True
 
     def prepare(self) -> None:
         self.settings["inflight"].enter()
@@ -332,8 +334,7 @@ class JsonHandler(RequestHandler):
             raise HTTPError(405)
         methods = self._allowed_methods()
         self.set_header("Allow", ", ".join(methods))
-        if (self._headers.get("Access-Control-Allow-Origin")
-                and "Access-Control-Request-Method" in self.request.headers):
+        if self._cors_allowed and "Access-Control-Request-Method" in self.request.headers:
             self.set_header("Access-Control-Allow-Methods",
                             ", ".join(m for m in methods if m != "OPTIONS"))
             self.set_header("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS)
