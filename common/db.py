@@ -6,13 +6,17 @@
   the WAL file, handed to the OS); on power loss the last few commits may roll back, but the
   database is never corrupted. Readers never block the writer.
 - A busy timeout, so a second process on the same file (a backup, the bench seeder) waits
-  rather than failing with "database is locked".
+  rather than failing with "database is locked". Switching a new file to WAL is the one
+  step SQLite may refuse at once, busy timeout or not (when two connections would otherwise
+  wait on each other), so that step is retried, within the same budget.
 - Schema: the numbered SQL files of migrations/<service>/sqlite, applied once per file by
   common.migrations (BEGIN IMMEDIATE), so a file made by older code is brought up to date
   when opened. The PostgreSQL stores (common/pg.py) do the same from .../postgresql.
 """
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar, cast
@@ -95,13 +99,32 @@ async def open_database(path: str) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
         db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await switch_to_wal(db)
+        await db.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         await db.close()
         raise
     return db
+
+
+async def switch_to_wal(db: aiosqlite.Connection) -> None:
+    """PRAGMA journal_mode=WAL, retried while SQLite answers SQLITE_BUSY, for up to the busy
+    timeout: processes opening one new file together each try to switch it, and SQLite
+    refuses one of two at once, without waiting, where waiting could deadlock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            if time.monotonic() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 async def table_columns(db: aiosqlite.Connection, table: str) -> list[str]:

@@ -142,9 +142,9 @@ class HeldRequest:
         self.sock.close()
 
 
-def wait_until_up(url: str, timeout: float = 15) -> None:
-    """Until the service at `url` answers its /ping."""
-    wait_until_served(url + "/ping", timeout)
+def wait_until_up(url: str, timeout: float = 15, process: Process | None = None) -> None:
+    """Until the service at `url` answers its /ping (see wait_until_served)."""
+    wait_until_served(url + "/ping", timeout, process)
 
 
 @dataclass
@@ -177,6 +177,9 @@ class Process:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
+
 
 def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> Process:
     log = open(log_path, "ab")  # noqa: SIM115 (Process.stop closes it)
@@ -203,9 +206,15 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Service:
+        """Spawn it and wait until it answers; if it never does, kill it and close its log
+        before raising (the error carries the end of the log)."""
         argv = [sys.executable, str(ROOT / self.script), f"--port={self.port}", *self.args]
         self.process = _spawn(argv, self.log_path, self.env)
-        wait_until_up(self.url)
+        try:
+            wait_until_up(self.url, process=self.process)
+        except BaseException:
+            self.process.stop(signal.SIGKILL)
+            raise
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
@@ -298,8 +307,10 @@ class Trio:
         return max(process.stop(signal.SIGTERM, timeout) for process in self.processes)
 
 
-def wait_until_served(url: str, timeout: float = 15) -> None:
-    """Until `url` answers 200 (a service's /ping, or a static file server's page)."""
+def wait_until_served(url: str, timeout: float = 15, process: Process | None = None) -> None:
+    """Until `url` answers 200 (a service's /ping, or a static file server's page). Given the
+    `process` that should answer, stop waiting as soon as it exits; either failure quotes
+    the end of its log, so that a red build says why."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -307,8 +318,12 @@ def wait_until_served(url: str, timeout: float = 15) -> None:
                 return
         except OSError:
             pass
+        if process is not None and process.popen.poll() is not None:
+            raise RuntimeError(f"{url}: its process exited ({process.popen.returncode}) "
+                               f"before answering; its log ends:\n{process.log_tail()}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not come up within {timeout}s")
+            tail = f"; its log ends:\n{process.log_tail()}" if process else ""
+            raise TimeoutError(f"{url} did not come up within {timeout}s{tail}")
         time.sleep(0.05)
 
 
@@ -341,11 +356,12 @@ def start_trio(tmp: Path, *, honcho: bool = True,
                      for command in entries.values()]
     trio = Trio(processes, processes[0].log_path, *(f"http://127.0.0.1:{ports[k]}"
                 for k in ("LISTING_PORT", "USER_PORT", "PUBLIC_PORT", "WEB_PORT")))
+    supervisor = processes[0] if honcho else None  # honcho exits when any entry does
     try:
         for url in (trio.listing_url, trio.user_url, trio.public_url):
-            wait_until_up(url)
-        wait_until_served(trio.web_url + "/")
-    except TimeoutError:
+            wait_until_up(url, process=supervisor)
+        wait_until_served(trio.web_url + "/", process=supervisor)
+    except BaseException:
         trio.stop()
         raise
     return trio
@@ -359,8 +375,8 @@ def serve_folder(folder: Path, tmp: Path) -> tuple[Process, str]:
                       "--directory", str(folder)], tmp / f"static-{port}.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_served(url + "/")
-    except TimeoutError:
+        wait_until_served(url + "/", process=process)
+    except BaseException:
         process.stop(signal.SIGKILL)
         raise
     return process, url

@@ -27,7 +27,15 @@ def start_at_once(script: str, tmp: Path, database: str, count: int = 4) -> list
     services = [Service(script, free_port(), [database, "--log_batch_delay=0"],
                         tmp / f"{n}-{Path(script).stem}.log") for n in range(count)]
     with ThreadPoolExecutor(count) as pool:
-        list(pool.map(Service.start, services))
+        started = [pool.submit(service.start) for service in services]
+    try:
+        for future in started:
+            future.result()
+    except BaseException:  # stop the ones that came up (a failed start cleaned up itself)
+        for service, start in zip(services, started, strict=True):
+            if start.exception() is None:
+                service.stop(signal.SIGKILL)
+        raise
     return services
 
 
