@@ -332,9 +332,11 @@ class JsonHandler(RequestHandler):
         the browser then refuses, and this is no error of ours)."""
         if not self._serves("OPTIONS"):
             raise HTTPError(405)
-        methods = self._allowed_methods()
+        self._answer_options(self._allowed_methods())
+
+    def _answer_options(self, methods: list[str]) -> None:
         self.set_header("Allow", ", ".join(methods))
-        if self._cors_allowed and "Access-Control-Request-Method" in self.request.headers:
+        if self._is_preflight():
             self.set_header("Access-Control-Allow-Methods",
                             ", ".join(m for m in methods if m != "OPTIONS"))
             self.set_header("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS)
@@ -342,16 +344,23 @@ class JsonHandler(RequestHandler):
             self.clear_header("Access-Control-Expose-Headers")  # for actual answers only
         self.no_content()
 
-    def _serves(self, method: str) -> bool:
+    def _is_preflight(self) -> bool:
+        """A CORS preflight from an allowed origin (which set_default_headers answered)."""
+        return (self.request.method == "OPTIONS" and self._cors_allowed
+                and "Access-Control-Request-Method" in self.request.headers)
+
+    def _serves(self, method: str, handler: type[RequestHandler] | None = None) -> bool:
+        """Whether `handler` (this one's class by default) answers `method`."""
+        handler = handler or type(self)
         if method == "OPTIONS":
             return bool(self.settings.get("cors_origins")) and any(
-                self._serves(m) for m in ("GET", "POST", "PATCH", "PUT", "DELETE"))
+                self._serves(m, handler) for m in ("GET", "POST", "PATCH", "PUT", "DELETE"))
         if method == "HEAD":
             method = "GET"
-        return getattr(type(self), method.lower()) is not getattr(RequestHandler, method.lower())
+        return getattr(handler, method.lower()) is not getattr(RequestHandler, method.lower())
 
-    def _allowed_methods(self) -> list[str]:
-        return [method for method in self.SUPPORTED_METHODS if self._serves(method)]
+    def _allowed_methods(self, handler: type[RequestHandler] | None = None) -> list[str]:
+        return [method for method in self.SUPPORTED_METHODS if self._serves(method, handler)]
 
 
 class NotFoundHandler(JsonHandler):
@@ -359,24 +368,32 @@ class NotFoundHandler(JsonHandler):
     caller without it learns nothing about which routes exist).
 
     A known route with a trailing slash answers 308 to the path without it, query kept:
-    308, not 301, so that a POST or PATCH is resent as it was, body and method.
+    308, not 301, so that a POST or PATCH is resent as it was, body and method. A CORS
+    preflight to it is answered as the route's own would be instead: browsers follow a
+    redirect of the request itself, never of its preflight.
     """
 
     def prepare(self) -> None:
         super().prepare()
         path = self.request.path
-        if path.endswith("/") and path.strip("/") and self._routed(path.rstrip("/")):
-            query = self.request.query
-            location = path.rstrip("/") + (f"?{query}" if query else "")
-            self.set_header("Location", location)
-            self.send_json({"location": location}, 308)
+        handler = self._handler_of(path.rstrip("/")) if path.endswith("/") else None
+        if handler is None or not path.strip("/"):
+            raise ApiError(404, [f"path: no route for {path}"])
+        if self._is_preflight() and self._serves("OPTIONS", handler):
+            self._answer_options(self._allowed_methods(handler))
             return
-        raise ApiError(404, [f"path: no route for {path}"])
+        query = self.request.query
+        location = path.rstrip("/") + (f"?{query}" if query else "")
+        self.set_header("Location", location)
+        self.send_json({"location": location}, 308)
 
-    def _routed(self, path: str) -> bool:
-        rules = self.application.wildcard_router.rules
-        return any(isinstance(rule.matcher, PathMatches) and rule.matcher.regex.match(path)
-                   for rule in rules)
+    def _handler_of(self, path: str) -> type[RequestHandler] | None:
+        """The handler class routed at `path`, if any."""
+        for rule in self.application.wildcard_router.rules:
+            if isinstance(rule.matcher, PathMatches) and rule.matcher.regex.match(path):
+                target = rule.target
+                return target if isinstance(target, type) else None
+        return None
 
 
 class PingHandler(JsonHandler):

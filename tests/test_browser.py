@@ -194,3 +194,34 @@ def test_the_same_page_from_an_origin_not_allowed_is_blocked_by_the_browser(
     # The API's data is unchanged: no new user, the same listings.
     assert http("GET", f"{api}/public-api/users/{last['id'] + 1}")[0] == 404
     assert listings(web_trio) == before
+
+
+def test_a_script_calling_a_url_with_a_trailing_slash_is_redirected_not_blocked(
+        web_trio: Trio, tmp_path: Path) -> None:
+    """A PATCH with a token is preflighted; a browser does not follow a redirected preflight,
+    so the preflight to `.../1/` is answered as `.../1`'s would be, and the PATCH itself then
+    follows the 308."""
+    api = web_trio.public_url
+    owner = sign_up(api, "Slash Owner")
+    token = token_for(api, owner["id"])
+    status, body = http("POST", api + "/public-api/listings", {
+        "user_id": owner["id"], "listing_type": "rent", "price": 700})
+    assert status == 201, body
+    listing = body["listing"]["id"]
+
+    def work(page: Page) -> object:
+        page.goto(web_trio.web_url + "/")
+        return page.evaluate("""async ([url, token]) => {
+            try {
+                const answer = await fetch(url, {method: "PATCH", headers: {
+                    "Authorization": "Bearer " + token, "Content-Type": "application/json"},
+                    body: JSON.stringify({price: 750})});
+                return [answer.status, answer.redirected, await answer.json()];
+            } catch (error) { return String(error); }
+        }""", [f"{api}/public-api/listings/{listing}/", token])
+
+    outcome = in_browser(work, tmp_path)
+    assert isinstance(outcome, list), outcome  # else the browser's error: "Failed to fetch"
+    status, redirected, answer = outcome
+    assert (status, redirected, answer["listing"]["price"]) == (200, True, 750), answer
+    assert http("GET", f"{api}/public-api/listings/{listing}")[1]["listing"]["price"] == 750

@@ -70,7 +70,10 @@ async def test_a_preflight_on_every_public_route_names_that_routes_methods(
         public_cors: Served) -> None:
     routes = public_routes(public_cors)
     assert len(routes) >= 10
-    for path, handler in routes:
+    # With a trailing slash too: the request itself would get a 308, but a browser gives up
+    # on a redirected preflight, so the preflight is answered as the route's own.
+    slashed = [(path + "/", handler) for path, handler in routes if path != "/"]
+    for path, handler in routes + slashed:
         answer = await fetch(public_cors.url + path, "OPTIONS", {
             "Origin": ALLOWED, "Access-Control-Request-Method": "PATCH",
             "Access-Control-Request-Headers": "authorization, content-type, if-match"})
